@@ -1,1 +1,42 @@
-//! placeholder
+//! Open360's internal API protocol and its services: the hub that relays and logs `api-message`
+//! between services, the service client, and the web, ingest, external API and chat services.
+//!
+//! # Status
+//!
+//! **Not built yet.** This release holds the configuration of the hub, the external API and the
+//! chat ([`HubConfig`], [`ExternalApiConfig`], [`ChatConfig`]) and the error types ([`Error`],
+//! [`ConfigError`]). The message types, the hub, the `Transport` trait and the services shown
+//! below are the next step and do not exist in this version.
+//!
+//! # Parts
+//!
+//! ```text
+//!             ┌────────────────── hub (:4000, Socket.IO) ──────────────────┐
+//!             │ relays api-message as event <target> to that service only; │
+//!             │ answers for absent services; logs every message (Store)    │
+//!             └──▲──────────────▲───────────────▲───────────────▲──────────┘
+//!   Transport:   │ Socket.IO or in-process channel (same service code)
+//!            web-api        ingest-api       chat-api     web-external-api
+//!            (HTTP; users,  (RTMP on         (:4002,      (:8080, GET / status,
+//!             keys, VODs)    media-ingest)    Socket.IO)   stream status/stats)
+//! ```
+//!
+//! # Configuration
+//!
+//! ```
+//! use open360_protocol::{ChatConfig, HubConfig};
+//!
+//! let hub = HubConfig::default();
+//! hub.validate()?;
+//! assert_eq!(hub.listen.port(), 4000);
+//! assert_eq!(ChatConfig::default().default_channel, "universal");
+//! # Ok::<(), open360_protocol::ConfigError>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+
+pub use config::{ChatConfig, ExternalApiConfig, HubConfig};
+pub use error::{ConfigError, Error};
