@@ -351,40 +351,31 @@ mod validation {
         assert!(!format!("{turn:?}").contains("hunter2"));
     }
 
+    /// A setting's name, and a change that makes it invalid.
+    type Breakage = (&'static str, fn(&mut CamusConfig));
+
     #[test]
     fn each_bound_is_enforced() {
-        let broken: Vec<(&str, Box<dyn Fn(&mut CamusConfig)>)> = vec![
-            (
-                "max_clients_per_room",
-                Box::new(|c| c.max_clients_per_room = 1),
-            ),
-            (
-                "default_guest_limit",
-                Box::new(|c| c.default_guest_limit = 501),
-            ),
-            ("max_message_bytes", Box::new(|c| c.max_message_bytes = 10)),
-            (
-                "messages_per_second",
-                Box::new(|c| c.messages_per_second = 0),
-            ),
-            (
-                "reap_after_silence",
-                Box::new(|c| c.reap_after_silence = Duration::from_secs(40)),
-            ),
-            (
-                "ice.stun_urls",
-                Box::new(|c| c.ice.stun_urls = vec!["turn:x:1".into()]),
-            ),
-            (
-                "ice.turn.urls",
-                Box::new(|c| c.ice.turn = Some(TurnConfig::new("stun:x:1", "s"))),
-            ),
-            (
-                "ice.turn.static_auth_secret",
-                Box::new(|c| c.ice.turn = Some(TurnConfig::new("turn:x:1", ""))),
-            ),
+        let broken: &[Breakage] = &[
+            ("max_clients_per_room", |c| c.max_clients_per_room = 1),
+            ("default_guest_limit", |c| c.default_guest_limit = 501),
+            ("max_message_bytes", |c| c.max_message_bytes = 10),
+            ("messages_per_second", |c| c.messages_per_second = 0),
+            ("reap_after_silence", |c| {
+                c.reap_after_silence = Duration::from_secs(40)
+            }),
+            ("ice.stun_urls", |c| {
+                c.ice.stun_urls = vec!["turn:x:1".into()]
+            }),
+            ("ice.turn.urls", |c| {
+                c.ice.turn = Some(TurnConfig::new("stun:x:1", "s"))
+            }),
+            ("ice.turn.static_auth_secret", |c| {
+                c.ice.turn = Some(TurnConfig::new("turn:x:1", ""))
+            }),
         ];
         for (setting, breaks) in broken {
+            let setting = *setting;
             let mut config = CamusConfig::default();
             breaks(&mut config);
             match config.validate() {

@@ -138,23 +138,23 @@ mod validation {
         assert_eq!(config.max_chunk_bytes, 1 << 20);
     }
 
+    /// A setting's name, and a change that makes it invalid.
+    type Breakage = (&'static str, fn(&mut CastawayConfig));
+
     #[test]
     fn each_bound_is_enforced() {
-        let broken: Vec<(&str, Box<dyn Fn(&mut CastawayConfig)>)> = vec![
-            ("max_chunk_bytes", Box::new(|c| c.max_chunk_bytes = 0)),
-            ("uploads_per_second", Box::new(|c| c.uploads_per_second = 0)),
-            (
-                "listener_queue_chunks",
-                Box::new(|c| c.listener_queue_chunks = 0),
-            ),
-            ("history_chunks", Box::new(|c| c.history_chunks = 17)),
-            (
-                "admission_timeout",
-                Box::new(|c| c.admission_timeout = Duration::ZERO),
-            ),
-            ("project_id", Box::new(|c| c.project_id = Some(" ".into()))),
+        let broken: &[Breakage] = &[
+            ("max_chunk_bytes", |c| c.max_chunk_bytes = 0),
+            ("uploads_per_second", |c| c.uploads_per_second = 0),
+            ("listener_queue_chunks", |c| c.listener_queue_chunks = 0),
+            ("history_chunks", |c| c.history_chunks = 17),
+            ("admission_timeout", |c| {
+                c.admission_timeout = Duration::ZERO
+            }),
+            ("project_id", |c| c.project_id = Some(" ".into())),
         ];
         for (setting, breaks) in broken {
+            let setting = *setting;
             let mut config = CastawayConfig::default();
             breaks(&mut config);
             match config.validate() {

@@ -171,38 +171,30 @@ mod validation {
         assert_eq!(config.hls.live_window, 10);
     }
 
+    /// A setting's name, and a change that makes it invalid.
+    type Breakage = (&'static str, fn(&mut IngestConfig));
+
     #[test]
     fn each_bound_is_enforced() {
-        let broken: Vec<(&str, Box<dyn Fn(&mut IngestConfig)>)> = vec![
-            (
-                "handshake_timeout",
-                Box::new(|c| c.handshake_timeout = Duration::ZERO),
-            ),
-            (
-                "verify_timeout",
-                Box::new(|c| c.verify_timeout = Duration::from_secs(7200)),
-            ),
-            ("max_connections", Box::new(|c| c.max_connections = 0)),
-            (
-                "max_message_bytes",
-                Box::new(|c| c.max_message_bytes = 1000),
-            ),
-            (
-                "max_message_bytes",
-                Box::new(|c| c.max_message_bytes = 1 << 30),
-            ),
-            ("player_queue_bytes", Box::new(|c| c.player_queue_bytes = 1)),
-            (
-                "hls.target_segment_duration",
-                Box::new(|c| c.hls.target_segment_duration = Duration::from_millis(100)),
-            ),
-            ("hls.live_window", Box::new(|c| c.hls.live_window = 2)),
-            (
-                "hls.output_dir",
-                Box::new(|c| c.hls.output_dir = PathBuf::new()),
-            ),
+        let broken: &[Breakage] = &[
+            ("handshake_timeout", |c| {
+                c.handshake_timeout = Duration::ZERO
+            }),
+            ("verify_timeout", |c| {
+                c.verify_timeout = Duration::from_secs(7200)
+            }),
+            ("max_connections", |c| c.max_connections = 0),
+            ("max_message_bytes", |c| c.max_message_bytes = 1000),
+            ("max_message_bytes", |c| c.max_message_bytes = 1 << 30),
+            ("player_queue_bytes", |c| c.player_queue_bytes = 1),
+            ("hls.target_segment_duration", |c| {
+                c.hls.target_segment_duration = Duration::from_millis(100)
+            }),
+            ("hls.live_window", |c| c.hls.live_window = 2),
+            ("hls.output_dir", |c| c.hls.output_dir = PathBuf::new()),
         ];
         for (setting, breaks) in broken {
+            let setting = *setting;
             let mut config = IngestConfig::default();
             breaks(&mut config);
             match config.validate() {

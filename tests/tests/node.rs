@@ -22,6 +22,8 @@ async fn echo_server() -> LocalServer {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let mut header = String::new();
+                // The error type is tungstenite's callback signature, not ours to shrink.
+                #[allow(clippy::result_large_err)]
                 let capture = |request: &Request, response: Response| {
                     header = request
                         .headers()

@@ -1,2 +1,99 @@
-//! placeholder
-fn main() {}
+//! `demo`: every system of the workspace that this build runs, in one process, with embedded
+//! defaults, and a landing page listing each with its URL and how to try it.
+//!
+//! ```text
+//! cargo run --release --bin demo            # then open http://127.0.0.1:8000/
+//! ```
+
+use clap::Parser;
+use examples::{landing, ops};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+/// Every system of the live-streaming toolkit in one process.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Where the landing page listens. Port 0 picks a free port (printed on stdout).
+    #[arg(long, env = "DEMO_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Where the systems keep their data (SQLite databases, HLS files).
+    #[arg(long, env = "DEMO_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Log format on stderr; filter with RUST_LOG.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t)]
+    log_format: ops::LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    ops::init_tracing(args.log_format);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("demo: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DemoError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install the metrics recorder: {0}")]
+    Metrics(#[from] metrics_exporter_prometheus::BuildError),
+    #[error("the landing page server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+async fn run(args: Args) -> Result<(), DemoError> {
+    std::fs::create_dir_all(&args.data_dir).map_err(|source| DemoError::DataDir {
+        path: args.data_dir.clone(),
+        source,
+    })?;
+    let metrics = ops::install_metrics()?;
+    let systems = landing::catalogue();
+    let app = landing::routes(systems.clone()).merge(ops::ops_routes(metrics));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| DemoError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| DemoError::Bind {
+        addr: args.listen,
+        source,
+    })?;
+    ops::announce("landing", addr);
+    println!();
+    println!("  Live-streaming toolkit demo: http://{addr}/");
+    for system in &systems {
+        match &system.availability {
+            landing::Availability::Running { url, .. } => println!("  {:<24} {url}", system.name),
+            landing::Availability::NotBuiltYet => println!(
+                "  {:<24} not built yet ({})",
+                system.name, system.crate_name
+            ),
+        }
+    }
+    println!("  data: {}", args.data_dir.display());
+    println!();
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(ops::shutdown_signal())
+        .await
+        .map_err(DemoError::Serve)?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! What every binary needs to be operable: structured logs, metrics, health, graceful shutdown,
+//! and an announcement of each bound address.
+
+use axum::{Router, routing::get};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::{io::Write, net::SocketAddr};
+
+/// How logs are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Starts logging to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Err means a subscriber is already installed (an embedder's, or a test's): keep it.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Installs the process-wide Prometheus recorder that the `metrics` macros of every crate
+/// report to, and returns the handle that renders it.
+pub fn install_metrics() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    PrometheusBuilder::new().install_recorder()
+}
+
+/// `GET /healthz` (`ok` while the process serves) and `GET /metrics` (Prometheus text format).
+pub fn ops_routes(metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/healthz", get(async || "ok"))
+        .route("/metrics", get(async move || metrics.render()))
+}
+
+/// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// Prints `listening <name> <addr>` on stdout once a socket is bound. Supervisors and the test
+/// harness read these lines to learn the addresses (ports may be 0, chosen by the kernel).
+pub fn announce(name: &str, addr: SocketAddr) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout must not stop a server; the address is logged too.
+    let _ = writeln!(stdout, "listening {name} {addr}");
+    let _ = stdout.flush();
+    tracing::info!(listener = name, %addr, "listening");
+}

@@ -1,0 +1,125 @@
+//! The demo binary as an operator runs it: a real process on 127.0.0.1:0.
+
+use harness::{HarnessError, ServerProcess, http};
+use serde_json::Value;
+use std::time::Duration;
+use tokio::process::Command;
+
+fn demo(data_dir: &std::path::Path, listen: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));
+    command
+        .args(["--listen", listen, "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "info");
+    command
+}
+
+#[tokio::test]
+async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigterm() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let data_dir = data.path().join("data");
+    let demo = ServerProcess::spawn(demo(&data_dir, "127.0.0.1:0"), &["landing"])
+        .await
+        .expect("demo started");
+    let base = format!(
+        "http://{}",
+        demo.addr("landing").expect("landing announced")
+    );
+    let client = http::client();
+
+    for _ in 0..2 {
+        let page = client
+            .get(format!("{base}/"))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.expect("body");
+        for name in [
+            "Open360",
+            "Castaway",
+            "OpenSpace WebRTC",
+            "Streaming coordinator",
+            "Camus",
+            "camus-signaling",
+        ] {
+            assert!(html.contains(name), "landing page lacks {name}");
+        }
+    }
+
+    let services: Value = client
+        .get(format!("{base}/services.json"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(services.as_array().map(Vec::len), Some(5));
+
+    let health = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(
+        (
+            health.status().as_u16(),
+            health.text().await.expect("body").as_str()
+        ),
+        (200, "ok")
+    );
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("body");
+    let views = metrics
+        .lines()
+        .find(|line| line.starts_with("demo_page_views_total{page=\"landing\"}"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<f64>().ok());
+    assert_eq!(views, Some(2.0), "metrics:\n{metrics}");
+
+    assert!(data_dir.is_dir(), "the data directory was not created");
+    let status = demo
+        .terminate(Duration::from_secs(10))
+        .await
+        .expect("stopped");
+    assert!(status.success(), "demo exited with {status}");
+}
+
+#[tokio::test]
+async fn an_address_in_use_is_a_clear_error_and_a_failed_exit() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bound");
+    let addr = taken.local_addr().expect("address").to_string();
+    let data = tempfile::tempdir().expect("temp dir");
+    match ServerProcess::spawn(demo(data.path(), &addr), &["landing"]).await {
+        Err(HarnessError::ProcessFailed { status, output, .. }) => {
+            assert_eq!(status.code(), Some(1));
+            assert!(
+                output.contains(&format!("cannot listen on {addr}")),
+                "{output}"
+            );
+        }
+        Err(other) => panic!("expected a failed exit, got {other}"),
+        Ok(_) => panic!("the demo started on an address already in use"),
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_flag_is_refused_before_anything_starts() {
+    let data = tempfile::tempdir().expect("temp dir");
+    match ServerProcess::spawn(demo(data.path(), "not-an-address"), &["landing"]).await {
+        Err(HarnessError::ProcessFailed { status, output, .. }) => {
+            assert_eq!(status.code(), Some(2), "clap's usage error");
+            assert!(output.contains("--listen"), "{output}");
+        }
+        Err(other) => panic!("expected a usage error, got {other}"),
+        Ok(_) => panic!("the demo started with a malformed address"),
+    }
+}
