@@ -37,7 +37,7 @@ impl Node {
             HarnessError::PeerMissing(PeerMissing {
                 peer: "Node.js",
                 reason: "node is not on PATH".into(),
-                hint: "install Node.js 18 or newer",
+                hint: "install Node.js 20 or newer",
             })
         })?;
         let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
