@@ -122,6 +122,7 @@ pub fn render(systems: &[System]) -> String {
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; }}
 table {{ border-collapse: collapse; width: 100%; }}
+td code {{ white-space: nowrap; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .6rem; text-align: left; vertical-align: top; }}
 .running {{ color: #17692b; }} .not-built-yet {{ color: #8a5a00; }}
 </style></head>
