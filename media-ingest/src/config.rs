@@ -20,9 +20,13 @@ pub struct IngestConfig {
     /// The largest RTMP message accepted, checked before the bytes reach the RTMP parser.
     /// Default 4 MiB: a 4K keyframe at high bitrate fits, a hostile length does not.
     pub max_message_bytes: usize,
-    /// Bytes a slow player may have queued before it skips to the next keyframe. Default 8 MiB
-    /// (about 30 s of a 2 Mbps stream).
-    pub player_queue_bytes: usize,
+    /// Frames of a stream held for its consumers (players, the HLS packager), shared by all of
+    /// them. A consumer that falls further behind skips to the next keyframe; the publisher never
+    /// waits. Default 1,024 (about 15 s of 25 fps video with AAC audio).
+    pub stream_ring_frames: usize,
+    /// The bytes of the current group of pictures kept so that a new player starts at once, at
+    /// a keyframe. Default 8 MiB (about 30 s of a 2 Mbps stream); a longer GOP is not cached.
+    pub gop_cache_bytes: usize,
     /// HLS packaging.
     pub hls: HlsConfig,
 }
@@ -36,7 +40,8 @@ impl Default for IngestConfig {
             verify_timeout: Duration::from_secs(10),
             max_connections: 1024,
             max_message_bytes: 4 << 20,
-            player_queue_bytes: 8 << 20,
+            stream_ring_frames: 1024,
+            gop_cache_bytes: 8 << 20,
             hls: HlsConfig::default(),
         }
     }
@@ -122,10 +127,16 @@ impl IngestConfig {
             self.max_message_bytes,
         )?;
         ensure(
-            self.player_queue_bytes >= self.max_message_bytes,
-            "player_queue_bytes",
-            "at least max_message_bytes",
-            self.player_queue_bytes,
+            (16..=65_536).contains(&self.stream_ring_frames),
+            "stream_ring_frames",
+            "between 16 and 65,536",
+            self.stream_ring_frames,
+        )?;
+        ensure(
+            self.gop_cache_bytes <= 256 << 20,
+            "gop_cache_bytes",
+            "at most 256 MiB",
+            self.gop_cache_bytes,
         )?;
         self.hls.validate()
     }
@@ -186,7 +197,8 @@ mod validation {
             ("max_connections", |c| c.max_connections = 0),
             ("max_message_bytes", |c| c.max_message_bytes = 1000),
             ("max_message_bytes", |c| c.max_message_bytes = 1 << 30),
-            ("player_queue_bytes", |c| c.player_queue_bytes = 1),
+            ("stream_ring_frames", |c| c.stream_ring_frames = 1),
+            ("gop_cache_bytes", |c| c.gop_cache_bytes = 1 << 30),
             ("hls.target_segment_duration", |c| {
                 c.hls.target_segment_duration = Duration::from_millis(100)
             }),

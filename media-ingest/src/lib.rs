@@ -1,46 +1,78 @@
 //! The media core shared by Open360's ingest and the streaming coordinator: an RTMP server that
-//! asks a [`KeyVerifier`](#status) before it accepts a publisher, and an in-process HLS packager.
+//! asks a [`KeyVerifier`] before it accepts a publisher and relays the stream to players, and
+//! (next) an in-process HLS packager.
 //!
 //! # Status
 //!
-//! **Not built yet.** This release holds the crate's configuration ([`IngestConfig`],
-//! [`HlsConfig`]) and error types ([`Error`], [`ConfigError`]); the RTMP server, the
-//! `KeyVerifier` trait and the HLS packager below are the next step of the project and do not
-//! exist in this version. Nothing here pretends to ingest media.
+//! **RTMP is built; HLS is not yet.** The RTMP server accepts publishers (ffmpeg, OBS) and
+//! players, verifies keys before accepting (fail closed), relays audio and video to players from
+//! a keyframe, and reports the session lifecycle. The HLS packager (MPEG-TS segments, live, VOD
+//! and master playlists), ffmpeg renditions and previews, and the HTTP webhook verifier are the
+//! next step and do not exist in this version.
 //!
 //! # Parts
 //!
 //! ```text
-//!  publisher (ffmpeg, OBS) ──RTMP──▶ rtmp ──▶ KeyVerifier ──deny/timeout──▶ close (fail closed)
-//!                                     │  allow (VerifiedKey: record, previews, resolutions)
-//!                                     ▼
-//!                                   demux (FLV → AVC/AAC access units)
-//!                                     ├──▶ players (RTMP play, shared Bytes, keyframe start)
-//!                                     └──▶ hls: MPEG-TS segmenter ──▶ live.m3u8 (sliding window)
-//!                                                                  ──▶ vod.m3u8 (ENDLIST on stop)
-//!                                                                  ──▶ master.m3u8
-//!                                          ffmpeg (renditions, previews), supervised
+//!  publisher (ffmpeg, OBS) ──RTMP──▶ server ──▶ KeyVerifier ──deny/error/timeout──▶ close
+//!                                     │ guard   │ allow: VerifiedKey (record, previews,
+//!                                     │ (bounds)│        renditions)
+//!                                     ▼         ▼
+//!                          rml_rtmp session   streams: one publisher per name; a bounded ring
+//!                                              of shared frames + the current GOP
+//!                                                 ├──▶ RTMP players (start at a keyframe;
+//!                                                 │    a slow one skips ahead)
+//!                                                 └──▶ IngestHandle::subscribe (HLS, next)
+//!  IngestHandle::events: preConnect … doneConnect, as the Open360 seed lists them
 //! ```
 //!
-//! # Configuration
+//! # Embedding
 //!
-//! Every limit has a documented default and is checked once, before anything binds a socket:
+//! ```no_run
+//! use media_ingest::{IngestConfig, IngestServer, PublishOptions, StaticKeys};
+//! use std::sync::Arc;
 //!
+//! # async fn example() -> Result<(), media_ingest::Error> {
+//! let keys = StaticKeys::new().allow("live", "a-secret-key", PublishOptions::default());
+//! let server = IngestServer::bind(IngestConfig::default(), Arc::new(keys)).await?;
+//! let mut events = server.handle().events();
+//! tokio::spawn(async move {
+//!     while let Ok(event) = events.recv().await {
+//!         println!("session {} {}", event.session(), event.name());
+//!     }
+//! });
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
 //! ```
-//! use media_ingest::IngestConfig;
-//! use std::time::Duration;
 //!
-//! let mut config = IngestConfig::default();
-//! config.hls.target_segment_duration = Duration::from_secs(4);
-//! config.validate()?;
-//! assert_eq!(config.rtmp_listen.port(), 1935);
-//! # Ok::<(), media_ingest::ConfigError>(())
-//! ```
+//! # Limits
+//!
+//! Every limit is a field of [`IngestConfig`], checked by [`IngestConfig::validate`]: connections
+//! (1,024), handshake time (10 s), publisher silence (30 s), key verification time (10 s), the
+//! largest RTMP message and chunk size (4 MiB), the frames held per stream for its consumers
+//! (1,024) and the GOP cache (8 MiB). Input that breaks them, malformed framing, and chunk
+//! streams interleaved mid-message (which rml_rtmp cannot parse) end that connection only; so
+//! does a panic in the RTMP parser.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod config;
 mod error;
+mod events;
+mod media;
+mod server;
+mod streams;
+mod verify;
 
 pub use config::{HlsConfig, IngestConfig};
 pub use error::{ConfigError, Error};
+pub use events::{IngestEvent, SessionId};
+pub use media::{MediaFrame, MediaKind};
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use server::fuzz_connection;
+pub use server::{IngestHandle, IngestServer};
+pub use streams::{StreamName, Subscription};
+pub use verify::{
+    KeyVerifier, Preview, PublishOptions, PublishRequest, Rendition, StaticKeys, VerifiedKey,
+    VerifyError, danger,
+};

@@ -1,0 +1,455 @@
+//! media-ingest's RTMP server against the real ffmpeg, and against hostile bytes over TCP.
+
+use async_trait::async_trait;
+use harness::{Ffmpeg, TestSignal, peer};
+use media_ingest::{
+    IngestConfig, IngestEvent, IngestHandle, IngestServer, KeyVerifier, PublishOptions,
+    PublishRequest, StaticKeys, VerifiedKey, VerifyError,
+};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::{broadcast, oneshot},
+};
+
+const KEY: &str = "a-good-key";
+
+struct Running {
+    addr: SocketAddr,
+    handle: IngestHandle,
+    events: broadcast::Receiver<IngestEvent>,
+    _stop: oneshot::Sender<()>,
+}
+
+/// The default configuration, changed by `edit`, on 127.0.0.1:0.
+fn config(edit: impl FnOnce(&mut IngestConfig)) -> IngestConfig {
+    let mut config = IngestConfig::default();
+    config.rtmp_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    edit(&mut config);
+    config
+}
+
+async fn start(config: IngestConfig, verifier: Arc<dyn KeyVerifier>) -> Running {
+    let server = IngestServer::bind(config, verifier).await.expect("bound");
+    let (addr, handle) = (server.local_addr(), server.handle());
+    let events = handle.events();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        handle,
+        events,
+        _stop: stop,
+    }
+}
+
+fn good_keys() -> Arc<dyn KeyVerifier> {
+    Arc::new(StaticKeys::new().allow("live", KEY, PublishOptions::default()))
+}
+
+/// Waits for the first event that `wanted` accepts, returning it.
+async fn expect_event(
+    events: &mut broadcast::Receiver<IngestEvent>,
+    wanted: impl Fn(&IngestEvent) -> bool,
+) -> IngestEvent {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(event) if wanted(&event) => return event,
+                Ok(_) => {}
+                Err(error) => panic!("event stream failed: {error}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("the expected event in time")
+}
+
+/// Collects the lifecycle of `session` until its `doneConnect`.
+async fn lifecycle(
+    events: &mut broadcast::Receiver<IngestEvent>,
+    session: u64,
+) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    loop {
+        let event = expect_event(events, |e| e.session() == session).await;
+        names.push(event.name());
+        if matches!(event, IngestEvent::DoneConnect { .. }) {
+            return names;
+        }
+    }
+}
+
+#[tokio::test]
+async fn ffmpeg_publishes_a_player_gets_the_stream_and_the_lifecycle_is_the_seeds() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut server = start(config(|_| {}), good_keys()).await;
+    let url = format!("rtmp://{}/live/{KEY}", server.addr);
+    let mut publisher_events = server.handle.events();
+    let publisher = ffmpeg
+        .publish(&url, &TestSignal::lasting(Duration::from_secs(8)))
+        .expect("publishing");
+    let accepted = expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PostPublish { .. })
+    })
+    .await;
+    assert_eq!(server.handle.live_streams().len(), 1);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let received = dir.path().join("played.flv");
+    let args = [
+        "-i",
+        &url,
+        "-t",
+        "3",
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        &received.display().to_string(),
+    ];
+    ffmpeg
+        .start(args.map(String::from).to_vec())
+        .expect("player")
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("played");
+    let probe = ffmpeg
+        .probe(&received.display().to_string())
+        .await
+        .expect("probed");
+    assert_eq!(
+        probe
+            .video()
+            .map(|v| (v.codec_name.as_str(), v.width, v.height)),
+        Some(("h264", Some(640), Some(360)))
+    );
+    assert_eq!(probe.audio().map(|a| a.codec_name.as_str()), Some("aac"));
+    let played = probe.duration.expect("a duration").as_secs_f64();
+    assert!((2.5..=3.5).contains(&played), "played {played} s");
+
+    publisher
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("published");
+    let session = accepted.session();
+    assert_eq!(
+        lifecycle(&mut publisher_events, session).await,
+        [
+            "preConnect",
+            "postConnect",
+            "prePublish",
+            "postPublish",
+            "donePublish",
+            "doneConnect"
+        ]
+    );
+    assert!(
+        server.handle.live_streams().is_empty(),
+        "the stream ended with its publisher"
+    );
+}
+
+#[tokio::test]
+async fn a_player_session_has_the_seeds_lifecycle() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut server = start(config(|_| {}), good_keys()).await;
+    let url = format!("rtmp://{}/live/{KEY}", server.addr);
+    let publisher = ffmpeg
+        .publish(&url, &TestSignal::lasting(Duration::from_secs(5)))
+        .expect("publishing");
+    expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PostPublish { .. })
+    })
+    .await;
+
+    let mut player_events = server.handle.events();
+    let args = ["-i", &url, "-t", "1", "-c", "copy", "-f", "null", "-"];
+    ffmpeg
+        .start(args.map(String::from).to_vec())
+        .expect("player")
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("played");
+    let post_play = expect_event(&mut player_events, |e| {
+        matches!(e, IngestEvent::PrePlay { .. })
+    })
+    .await;
+    let mut names = vec![post_play.name()];
+    names.extend(lifecycle(&mut player_events, post_play.session()).await);
+    assert_eq!(names, ["prePlay", "postPlay", "donePlay", "doneConnect"]);
+    publisher
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("published");
+}
+
+#[tokio::test]
+async fn an_unknown_key_is_refused_before_any_media_is_accepted() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut server = start(config(|_| {}), good_keys()).await;
+    let url = format!("rtmp://{}/live/not-the-key", server.addr);
+    let mut publisher = ffmpeg
+        .publish(&url, &TestSignal::lasting(Duration::from_secs(5)))
+        .expect("started");
+    let status = publisher
+        .wait(Duration::from_secs(30))
+        .await
+        .expect("ffmpeg ended");
+    assert!(!status.success(), "ffmpeg published with a wrong key");
+    let refused = expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PublishRefused { .. })
+    })
+    .await;
+    let IngestEvent::PublishRefused { reason, .. } = refused else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("refused") && !reason.contains("not-the-key"),
+        "{reason}"
+    );
+    assert!(server.handle.live_streams().is_empty());
+}
+
+/// A verifier that never answers.
+struct Silent;
+
+#[async_trait]
+impl KeyVerifier for Silent {
+    async fn verify(&self, _: &PublishRequest) -> Result<VerifiedKey, VerifyError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_verifier_that_does_not_answer_in_time_denies() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut server = start(
+        config(|c| c.verify_timeout = Duration::from_millis(300)),
+        Arc::new(Silent),
+    )
+    .await;
+    let url = format!("rtmp://{}/live/{KEY}", server.addr);
+    let mut publisher = ffmpeg
+        .publish(&url, &TestSignal::lasting(Duration::from_secs(5)))
+        .expect("started");
+    let refused = expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PublishRefused { .. })
+    })
+    .await;
+    let IngestEvent::PublishRefused { reason, .. } = refused else {
+        unreachable!()
+    };
+    assert!(reason.contains("timed out"), "{reason}");
+    assert!(
+        !publisher
+            .wait(Duration::from_secs(30))
+            .await
+            .expect("ended")
+            .success()
+    );
+}
+
+#[tokio::test]
+async fn a_second_publisher_of_the_same_stream_is_refused_and_the_first_goes_on() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut server = start(config(|_| {}), good_keys()).await;
+    let url = format!("rtmp://{}/live/{KEY}", server.addr);
+    let first = ffmpeg
+        .publish(&url, &TestSignal::lasting(Duration::from_secs(5)))
+        .expect("publishing");
+    let accepted = expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PostPublish { .. })
+    })
+    .await;
+
+    let mut second = ffmpeg
+        .publish(&url, &TestSignal::lasting(Duration::from_secs(5)))
+        .expect("started");
+    let refused = expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PublishRefused { .. })
+    })
+    .await;
+    let IngestEvent::PublishRefused { reason, .. } = refused else {
+        unreachable!()
+    };
+    assert!(reason.contains("already being published"), "{reason}");
+    assert!(
+        !second
+            .wait(Duration::from_secs(30))
+            .await
+            .expect("ended")
+            .success()
+    );
+
+    assert_eq!(
+        server.handle.live_streams().len(),
+        1,
+        "the first publisher lost its stream"
+    );
+    first
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("the first publisher finished normally");
+    let done = expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::DonePublish { .. })
+    })
+    .await;
+    assert_eq!(done.session(), accepted.session());
+}
+
+// --- Hostile input over real TCP -------------------------------------------------------------
+
+/// Connects and completes the client side of the RTMP handshake with rml_rtmp.
+async fn handshaken(addr: SocketAddr) -> TcpStream {
+    use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+    let mut stream = TcpStream::connect(addr).await.expect("connected");
+    let mut handshake = Handshake::new(PeerType::Client);
+    stream
+        .write_all(&handshake.generate_outbound_p0_and_p1().expect("c0c1"))
+        .await
+        .expect("sent");
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut buffer).await.expect("read");
+        assert!(read > 0, "the server closed during the handshake");
+        match handshake
+            .process_bytes(&buffer[..read])
+            .expect("valid handshake")
+        {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                stream.write_all(&response_bytes).await.expect("sent")
+            }
+            HandshakeProcessResult::Completed { response_bytes, .. } => {
+                stream.write_all(&response_bytes).await.expect("sent");
+                return stream;
+            }
+        }
+    }
+}
+
+/// Reads until the server closes the connection.
+async fn closed_by_server(mut stream: TcpStream) {
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut sink)).await;
+    assert!(read.is_ok(), "the server kept a hostile connection open");
+}
+
+async fn connection_error(events: &mut broadcast::Receiver<IngestEvent>) -> String {
+    match expect_event(events, |e| {
+        matches!(e, IngestEvent::DoneConnect { error: Some(_), .. })
+    })
+    .await
+    {
+        IngestEvent::DoneConnect {
+            error: Some(error), ..
+        } => error,
+        _ => unreachable!(),
+    }
+}
+
+/// A full-header chunk on chunk stream `csid` announcing a message of `length` bytes.
+fn header(csid: u8, type_id: u8, length: u32) -> Vec<u8> {
+    let mut chunk = vec![csid, 0, 0, 0];
+    chunk.extend_from_slice(&length.to_be_bytes()[1..]);
+    chunk.extend_from_slice(&[type_id, 1, 0, 0, 0]);
+    chunk
+}
+
+#[tokio::test]
+async fn hostile_framing_ends_only_that_connection_and_says_why() {
+    let mut server = start(config(|c| c.max_message_bytes = 1 << 20), good_keys()).await;
+
+    let mut oversized = header(6, 9, 0x00ff_ffff);
+    oversized.extend_from_slice(&[0; 64]);
+    let mut huge_chunks = header(2, 1, 4);
+    huge_chunks.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    // What crashed rml_rtmp: a second message header while the first message is incomplete.
+    let mut interleaved = header(6, 9, 300);
+    interleaved.extend_from_slice(&[0; 128]);
+    interleaved.extend(header(4, 8, 10));
+    interleaved.extend_from_slice(&[0; 10]);
+
+    for (bytes, expected) in [
+        (oversized, "exceeds the limit"),
+        (huge_chunks, "chunk size 2147483647 is outside"),
+        (interleaved, "interrupted the incomplete message"),
+    ] {
+        let mut stream = handshaken(server.addr).await;
+        stream.write_all(&bytes).await.expect("sent");
+        closed_by_server(stream).await;
+        let error = connection_error(&mut server.events).await;
+        assert!(
+            error.contains(expected),
+            "expected {expected:?}, got {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn garbage_and_stalled_handshakes_are_closed_and_the_server_keeps_serving() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut server = start(
+        config(|c| c.handshake_timeout = Duration::from_millis(500)),
+        good_keys(),
+    )
+    .await;
+
+    // Not RTMP at all: a version byte rml_rtmp refuses.
+    let mut garbage = TcpStream::connect(server.addr).await.expect("connected");
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("sent");
+    let mut deterministic_noise = vec![0x03u8];
+    deterministic_noise.extend((0u32..20_000).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let mut noise = TcpStream::connect(server.addr).await.expect("connected");
+    noise.write_all(&deterministic_noise).await.expect("sent");
+    // A handshake that starts and stalls (slowloris).
+    let mut stalled = TcpStream::connect(server.addr).await.expect("connected");
+    stalled.write_all(&[3, 0, 0, 0]).await.expect("sent");
+
+    for stream in [garbage, noise, stalled] {
+        closed_by_server(stream).await;
+    }
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        errors.push(connection_error(&mut server.events).await);
+    }
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("handshake not completed within 500ms")),
+        "{errors:?}"
+    );
+
+    // The server still serves a real publisher.
+    let url = format!("rtmp://{}/live/{KEY}", server.addr);
+    let publisher = ffmpeg
+        .publish(&url, &TestSignal::lasting(Duration::from_secs(2)))
+        .expect("publishing");
+    expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PostPublish { .. })
+    })
+    .await;
+    publisher
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("published");
+}
