@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(false).build();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
     let Ok(runtime) = runtime else { return };
     runtime.block_on(media_ingest::fuzz_connection(input));
 });

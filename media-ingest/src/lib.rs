@@ -58,6 +58,7 @@
 mod config;
 mod error;
 mod events;
+mod hls;
 mod media;
 mod server;
 mod streams;
@@ -66,6 +67,7 @@ mod verify;
 pub use config::{HlsConfig, IngestConfig};
 pub use error::{ConfigError, Error};
 pub use events::{IngestEvent, SessionId};
+pub use hls::{HlsOutput, HlsReport, package_hls};
 pub use media::{MediaFrame, MediaKind};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

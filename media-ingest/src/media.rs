@@ -24,11 +24,12 @@ pub struct MediaFrame {
 }
 
 impl MediaFrame {
-    /// A video frame that starts a group of pictures (FLV frame type 1).
+    /// A video frame that starts a group of pictures: FLV frame type 1 carrying pictures (not a
+    /// sequence header, not an end-of-sequence marker).
     pub fn is_keyframe(&self) -> bool {
         self.kind == MediaKind::Video
             && self.data.first().is_some_and(|b| b >> 4 == 1)
-            && !self.is_sequence_header()
+            && self.data.get(1) == Some(&1)
     }
 
     /// The decoder configuration (AVC sequence header or AAC AudioSpecificConfig) that players
@@ -65,6 +66,10 @@ mod tests_media {
         assert!(!frame(MediaKind::Video, &[0x17, 0x00, 0, 0, 0]).is_keyframe());
         assert!(frame(MediaKind::Video, &[0x17, 0x01, 0, 0, 0]).is_keyframe());
         assert!(!frame(MediaKind::Video, &[0x27, 0x01, 0, 0, 0]).is_keyframe());
+        assert!(
+            !frame(MediaKind::Video, &[0x17, 0x02, 0, 0, 0]).is_keyframe(),
+            "end of sequence"
+        );
         assert!(frame(MediaKind::Audio, &[0xaf, 0x00, 0x12, 0x10]).is_sequence_header());
         assert!(!frame(MediaKind::Audio, &[0xaf, 0x01, 0x21]).is_sequence_header());
         assert!(!frame(MediaKind::Video, &[]).is_keyframe());

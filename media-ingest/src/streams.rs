@@ -120,8 +120,9 @@ impl Streams {
         start.extend(state.video_header.iter().cloned());
         start.extend(state.audio_header.iter().cloned());
         start.extend(state.gop.iter().cloned());
+        drop(state);
         Some(Subscription {
-            metadata: state.metadata.clone(),
+            stream,
             options,
             start,
             receiver,
@@ -208,8 +209,7 @@ impl Drop for PublisherSlot {
 
 /// A consumer's view of a live stream.
 pub struct Subscription {
-    /// The publisher's metadata (`onMetaData`), if it sent any before the subscription.
-    pub metadata: Option<StreamMetadata>,
+    stream: Arc<LiveStream>,
     /// The options the key verifier decided for the stream.
     pub options: PublishOptions,
     start: Vec<MediaFrame>,
@@ -248,6 +248,12 @@ impl Subscription {
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// The publisher's latest metadata (`onMetaData`), if it sent any. Publishers send it just
+    /// after they are accepted, so a consumer that starts at once may see it only later.
+    pub fn metadata(&self) -> Option<StreamMetadata> {
+        self.stream.state().metadata.clone()
     }
 
     /// Frames this consumer missed by falling behind.

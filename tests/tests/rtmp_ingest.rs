@@ -2,87 +2,17 @@
 
 use async_trait::async_trait;
 use harness::{Ffmpeg, TestSignal, peer};
-use media_ingest::{
-    IngestConfig, IngestEvent, IngestHandle, IngestServer, KeyVerifier, PublishOptions,
-    PublishRequest, StaticKeys, VerifiedKey, VerifyError,
-};
+use media_ingest::{IngestEvent, KeyVerifier, PublishRequest, VerifiedKey, VerifyError};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    sync::{broadcast, oneshot},
+    sync::broadcast,
 };
 
-const KEY: &str = "a-good-key";
+mod ingest_support;
 
-struct Running {
-    addr: SocketAddr,
-    handle: IngestHandle,
-    events: broadcast::Receiver<IngestEvent>,
-    _stop: oneshot::Sender<()>,
-}
-
-/// The default configuration, changed by `edit`, on 127.0.0.1:0.
-fn config(edit: impl FnOnce(&mut IngestConfig)) -> IngestConfig {
-    let mut config = IngestConfig::default();
-    config.rtmp_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    edit(&mut config);
-    config
-}
-
-async fn start(config: IngestConfig, verifier: Arc<dyn KeyVerifier>) -> Running {
-    let server = IngestServer::bind(config, verifier).await.expect("bound");
-    let (addr, handle) = (server.local_addr(), server.handle());
-    let events = handle.events();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        handle,
-        events,
-        _stop: stop,
-    }
-}
-
-fn good_keys() -> Arc<dyn KeyVerifier> {
-    Arc::new(StaticKeys::new().allow("live", KEY, PublishOptions::default()))
-}
-
-/// Waits for the first event that `wanted` accepts, returning it.
-async fn expect_event(
-    events: &mut broadcast::Receiver<IngestEvent>,
-    wanted: impl Fn(&IngestEvent) -> bool,
-) -> IngestEvent {
-    let wait = async {
-        loop {
-            match events.recv().await {
-                Ok(event) if wanted(&event) => return event,
-                Ok(_) => {}
-                Err(error) => panic!("event stream failed: {error}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .expect("the expected event in time")
-}
-
-/// Collects the lifecycle of `session` until its `doneConnect`.
-async fn lifecycle(
-    events: &mut broadcast::Receiver<IngestEvent>,
-    session: u64,
-) -> Vec<&'static str> {
-    let mut names = Vec::new();
-    loop {
-        let event = expect_event(events, |e| e.session() == session).await;
-        names.push(event.name());
-        if matches!(event, IngestEvent::DoneConnect { .. }) {
-            return names;
-        }
-    }
-}
+use ingest_support::{KEY, config, expect_event, good_keys, lifecycle, start};
 
 #[tokio::test]
 async fn ffmpeg_publishes_a_player_gets_the_stream_and_the_lifecycle_is_the_seeds() {

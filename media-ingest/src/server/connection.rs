@@ -430,10 +430,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             .accept_request(request_id)
             .map_err(session_error)?;
         self.write_packets(results).await?;
-        if let Some(metadata) = &subscription.metadata {
+        if let Some(metadata) = subscription.metadata() {
             let packet = self
                 .session
-                .send_metadata(stream_id, metadata)
+                .send_metadata(stream_id, &metadata)
                 .map_err(session_error)?;
             self.write(&packet).await?;
         }

@@ -1,0 +1,180 @@
+//! The I/O side of HLS: drives a [`Segmenter`] from a live stream's subscription and writes
+//! segments and playlists to disk, each file atomically (a temporary file renamed into place),
+//! so a reader never sees a partial one.
+
+use super::{
+    playlist::{Playlists, master},
+    segmenter::{Segment, Segmenter},
+};
+use crate::{Error, HlsConfig, streams::Subscription};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+/// Where one stream's HLS files go, and their names. Segments are `<index>.ts` beside the
+/// playlists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HlsOutput {
+    /// The directory of this stream (created if missing). Never derive it from the stream key:
+    /// playlist and segment URLs are public.
+    pub dir: PathBuf,
+    /// The live (sliding window) playlist. Default `live.m3u8`.
+    pub live_playlist: String,
+    /// The VOD playlist of every segment, if the stream is recorded. Default `vod.m3u8`. Without
+    /// one, segments that leave the live window are deleted.
+    pub vod_playlist: Option<String>,
+    /// The master playlist. Default `master.m3u8`.
+    pub master_playlist: Option<String>,
+}
+
+impl HlsOutput {
+    /// The default names in `dir`, with a VOD recording.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            live_playlist: "live.m3u8".into(),
+            vod_playlist: Some("vod.m3u8".into()),
+            master_playlist: Some("master.m3u8".into()),
+        }
+    }
+}
+
+/// What packaging a stream produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HlsReport {
+    /// Segments written.
+    pub segments: u64,
+    /// Their total duration.
+    pub duration: Duration,
+    /// Frames that could not be packaged (malformed, or of a codec HLS does not carry).
+    pub skipped_frames: u64,
+}
+
+/// Packages a live stream into HLS under `output` until the stream ends, then closes the
+/// playlists (EXT-X-ENDLIST). Malformed frames are skipped and counted; file errors end it.
+pub async fn package_hls(
+    mut stream: Subscription,
+    output: HlsOutput,
+    config: &HlsConfig,
+) -> Result<HlsReport, Error> {
+    tokio::fs::create_dir_all(&output.dir).await?;
+    // Metadata usually arrives just after the publisher is accepted; without it yet, the
+    // segmenter learns about video from the H.264 sequence header.
+    let has_video = stream
+        .metadata()
+        .is_some_and(|m| m.video_codec_id.is_some());
+    let mut segmenter = Segmenter::new(config.target_segment_duration, has_video);
+    let mut playlists = Playlists::new(config.live_window, config.target_segment_duration);
+    let mut skipped_frames = 0;
+    let mut segments = 0;
+    while let Some(frame) = stream.next().await {
+        match segmenter.push(&frame) {
+            Ok(None) => {}
+            Ok(Some(segment)) => {
+                if segments == 0 {
+                    write_master(&output, &segment, &segmenter.codecs(), resolution(&stream))
+                        .await?;
+                }
+                publish(&output, &mut playlists, segment, false).await?;
+                segments += 1;
+            }
+            Err(error) => {
+                skipped_frames += 1;
+                metrics::counter!("media_ingest_hls_skipped_frames_total").increment(1);
+                tracing::debug!(%error, "frame not packaged");
+            }
+        }
+    }
+    if let Some(segment) = segmenter.finish() {
+        if segments == 0 {
+            write_master(&output, &segment, &segmenter.codecs(), resolution(&stream)).await?;
+        }
+        publish(&output, &mut playlists, segment, true).await?;
+        segments += 1;
+    } else {
+        write_playlists(&output, &playlists, true).await?;
+    }
+    Ok(HlsReport {
+        segments,
+        duration: playlists.duration(),
+        skipped_frames: skipped_frames + stream.skipped(),
+    })
+}
+
+fn resolution(stream: &Subscription) -> Option<(u64, u64)> {
+    let metadata = stream.metadata()?;
+    Some((
+        u64::from(metadata.video_width?),
+        u64::from(metadata.video_height?),
+    ))
+}
+
+async fn publish(
+    output: &HlsOutput,
+    playlists: &mut Playlists,
+    segment: Segment,
+    ended: bool,
+) -> Result<(), Error> {
+    let uri = format!("{}.ts", segment.index);
+    write_atomically(&output.dir.join(&uri), &segment.data).await?;
+    metrics::counter!("media_ingest_hls_segments_total").increment(1);
+    let evicted = playlists.push(segment.index, uri, segment.duration);
+    // Playlists first, deletions after: a reader of the old playlist can still fetch its
+    // segments for a moment.
+    write_playlists(output, playlists, ended).await?;
+    if output.vod_playlist.is_none() {
+        for uri in evicted {
+            if let Err(error) = tokio::fs::remove_file(output.dir.join(&uri)).await {
+                tracing::warn!(%error, segment = %uri, "could not delete an old segment");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn write_playlists(
+    output: &HlsOutput,
+    playlists: &Playlists,
+    ended: bool,
+) -> Result<(), Error> {
+    write_atomically(
+        &output.dir.join(&output.live_playlist),
+        &playlists.live(ended),
+    )
+    .await?;
+    if let Some(vod) = &output.vod_playlist {
+        write_atomically(&output.dir.join(vod), &playlists.vod(ended)).await?;
+    }
+    Ok(())
+}
+
+async fn write_master(
+    output: &HlsOutput,
+    first: &Segment,
+    codecs: &str,
+    resolution: Option<(u64, u64)>,
+) -> Result<(), Error> {
+    let Some(name) = &output.master_playlist else {
+        return Ok(());
+    };
+    // Measured on the first segment, with headroom: BANDWIDTH is a peak, not an average.
+    let seconds = first.duration.as_secs_f64().max(0.5);
+    let bandwidth = (first.data.len() as f64 * 8.0 / seconds * 1.2) as u64;
+    write_atomically(
+        &output.dir.join(name),
+        &master(&output.live_playlist, bandwidth, codecs, resolution),
+    )
+    .await
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it into place.
+async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    tokio::fs::write(&temporary, bytes).await?;
+    tokio::fs::rename(&temporary, path).await?;
+    Ok(())
+}
