@@ -1,14 +1,14 @@
 //! The media core shared by Open360's ingest and the streaming coordinator: an RTMP server that
-//! asks a [`KeyVerifier`] before it accepts a publisher and relays the stream to players, and
-//! (next) an in-process HLS packager.
+//! asks a [`KeyVerifier`] before it accepts a publisher and relays the stream to players, and an
+//! in-process HLS packager.
 //!
 //! # Status
 //!
-//! **RTMP is built; HLS is not yet.** The RTMP server accepts publishers (ffmpeg, OBS) and
-//! players, verifies keys before accepting (fail closed), relays audio and video to players from
-//! a keyframe, and reports the session lifecycle. The HLS packager (MPEG-TS segments, live, VOD
-//! and master playlists), ffmpeg renditions and previews, and the HTTP webhook verifier are the
-//! next step and do not exist in this version.
+//! **Built:** the RTMP server (publish and play from ffmpeg and OBS, key verification before
+//! acceptance, fail closed, one publisher per stream, players from a keyframe, the session
+//! lifecycle) and HLS packaging of the original rendition without ffmpeg (MPEG-TS segments cut
+//! at keyframes; live, VOD and master playlists written atomically). **Not yet:** extra
+//! renditions and preview images through ffmpeg, and the HTTP webhook verifier.
 //!
 //! # Parts
 //!
@@ -21,23 +21,28 @@
 //!                                              of shared frames + the current GOP
 //!                                                 ├──▶ RTMP players (start at a keyframe;
 //!                                                 │    a slow one skips ahead)
-//!                                                 └──▶ IngestHandle::subscribe (HLS, next)
+//!                                                 └──▶ hls: Segmenter (sans-IO) → N.ts,
+//!                                                      live.m3u8, vod.m3u8, master.m3u8
 //!  IngestHandle::events: preConnect … doneConnect, as the Open360 seed lists them
 //! ```
 //!
 //! # Embedding
 //!
 //! ```no_run
-//! use media_ingest::{IngestConfig, IngestServer, PublishOptions, StaticKeys};
+//! use media_ingest::{HlsConfig, HlsOutput, IngestConfig, IngestServer, PublishOptions, StaticKeys};
 //! use std::sync::Arc;
 //!
 //! # async fn example() -> Result<(), media_ingest::Error> {
 //! let keys = StaticKeys::new().allow("live", "a-secret-key", PublishOptions::default());
 //! let server = IngestServer::bind(IngestConfig::default(), Arc::new(keys)).await?;
-//! let mut events = server.handle().events();
+//! let handle = server.handle();
+//! // HLS for every accepted stream, in a directory of our choosing (never named by the key).
+//! let mut finished = handle.package_every_stream(HlsConfig::default(), |_stream, _options, session| {
+//!     Some(HlsOutput::new(format!("./data/hls/{session}")))
+//! });
 //! tokio::spawn(async move {
-//!     while let Ok(event) = events.recv().await {
-//!         println!("session {} {}", event.session(), event.name());
+//!     while let Some(done) = finished.recv().await {
+//!         println!("session {} packaged: {:?}", done.session, done.result);
 //!     }
 //! });
 //! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
@@ -58,7 +63,7 @@
 mod config;
 mod error;
 mod events;
-mod hls;
+pub mod hls;
 mod media;
 mod server;
 mod streams;
@@ -67,7 +72,7 @@ mod verify;
 pub use config::{HlsConfig, IngestConfig};
 pub use error::{ConfigError, Error};
 pub use events::{IngestEvent, SessionId};
-pub use hls::{HlsOutput, HlsReport, package_hls};
+pub use hls::{HlsFinished, HlsOutput, HlsReport, package_hls};
 pub use media::{MediaFrame, MediaKind};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

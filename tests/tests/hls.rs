@@ -199,3 +199,72 @@ async fn without_a_recording_old_segments_are_deleted() {
     assert_eq!(segments, listed, "only the live window's segments remain");
     assert!(!dir.path().join("vod.m3u8").exists());
 }
+
+#[tokio::test]
+async fn every_accepted_stream_is_packaged_and_a_refused_one_gets_no_file() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut server = start(config(|_| {}), good_keys()).await;
+    let root = tempfile::tempdir().expect("temp dir");
+    let base = root.path().to_owned();
+    let mut finished = server
+        .handle
+        .package_every_stream(HlsConfig::default(), move |_, _, session| {
+            Some(HlsOutput::new(base.join(format!("session-{session}"))))
+        });
+
+    let refused = ffmpeg.publish(
+        &format!("rtmp://{}/live/wrong-key", server.addr),
+        &TestSignal::lasting(Duration::from_secs(3)),
+    );
+    assert!(
+        !refused
+            .expect("started")
+            .wait(Duration::from_secs(30))
+            .await
+            .expect("ended")
+            .success()
+    );
+    expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PublishRefused { .. })
+    })
+    .await;
+
+    let url = format!("rtmp://{}/live/{KEY}", server.addr);
+    let publisher = ffmpeg
+        .publish(&url, &TestSignal::lasting(Duration::from_secs(3)))
+        .expect("publishing");
+    let accepted = expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PostPublish { .. })
+    })
+    .await;
+    publisher
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("published");
+
+    let done = tokio::time::timeout(Duration::from_secs(30), finished.recv())
+        .await
+        .expect("in time")
+        .expect("a report");
+    assert_eq!(done.session, accepted.session());
+    let report = done.result.expect("packaged");
+    assert!(
+        report.segments >= 1 && report.skipped_frames == 0,
+        "{report:?}"
+    );
+
+    let dirs: Vec<String> = std::fs::read_dir(root.path())
+        .expect("listed")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        dirs,
+        [format!("session-{}", accepted.session())],
+        "only the accepted stream has files"
+    );
+    let (vod, _) = playlist_seconds(&done.output.dir.join("vod.m3u8"));
+    assert!(vod.end_list);
+}

@@ -383,3 +383,34 @@ async fn garbage_and_stalled_handshakes_are_closed_and_the_server_keeps_serving(
         .await
         .expect("published");
 }
+
+/// Inputs the fuzzer found that made rml_rtmp panic: each must end its own connection only.
+#[tokio::test]
+async fn inputs_that_make_rml_rtmp_panic_end_only_their_connection() {
+    let regressions = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/rtmp_connection");
+    let mut server = start(config(|_| {}), good_keys()).await;
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&regressions).expect("the regression inputs") {
+        let input = std::fs::read(entry.expect("an entry").path()).expect("readable");
+        let mut stream = TcpStream::connect(server.addr).await.expect("connected");
+        // Write and read at once: the server answers as it goes.
+        let (mut reader, mut writer) = stream.split();
+        let write = async {
+            writer.write_all(&input).await.expect("sent");
+        };
+        let read = async {
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink).await;
+        };
+        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(write, read) })
+            .await
+            .expect("closed in time");
+        let error = connection_error(&mut server.events).await;
+        assert!(error.contains("the RTMP parser panicked"), "{error}");
+        seen += 1;
+    }
+    assert!(seen >= 1);
+    // The server still accepts and completes handshakes.
+    drop(handshaken(server.addr).await);
+}

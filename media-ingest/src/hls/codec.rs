@@ -5,7 +5,7 @@
 /// Why a tag could not be converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum CodecError {
+pub enum CodecError {
     /// The tag ended before a field it announces.
     #[error("truncated {0}")]
     Truncated(&'static str),

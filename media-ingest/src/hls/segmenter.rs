@@ -13,12 +13,16 @@ use std::time::Duration;
 /// the PCR (a little behind DTS) never goes negative.
 const TIMESTAMP_OFFSET: u64 = 126_000;
 
-/// A finished segment.
+/// A finished MPEG-TS segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Segment {
-    pub(crate) index: u64,
-    pub(crate) duration: Duration,
-    pub(crate) data: Vec<u8>,
+#[non_exhaustive]
+pub struct Segment {
+    /// Its sequence number, from 0.
+    pub index: u64,
+    /// Its duration, from its first frame to the first frame of the next segment.
+    pub duration: Duration,
+    /// The TS packets, starting with the PAT and PMT.
+    pub data: Vec<u8>,
 }
 
 struct OpenSegment {
@@ -30,7 +34,18 @@ struct OpenSegment {
     data: Vec<u8>,
 }
 
-pub(crate) struct Segmenter {
+/// Turns a stream's frames into MPEG-TS segments; sans-IO (the frames' timestamps are its
+/// clock). [`package_hls`](crate::package_hls) drives one and writes the files.
+///
+/// ```
+/// use media_ingest::hls::Segmenter;
+/// use std::time::Duration;
+///
+/// let mut segmenter = Segmenter::new(Duration::from_secs(2), true);
+/// // for frame in stream { if let Some(segment) = segmenter.push(&frame)? { … } }
+/// assert!(segmenter.finish().is_none(), "no keyframe, no segment");
+/// ```
+pub struct Segmenter {
     target_ms: u64,
     has_video: bool,
     avc: Option<AvcConfig>,
@@ -44,7 +59,7 @@ pub(crate) struct Segmenter {
 impl Segmenter {
     /// `has_video`: whether the stream carries video (from its metadata); segments then start
     /// at keyframes. Seeing an H.264 sequence header sets it too.
-    pub(crate) fn new(target: Duration, has_video: bool) -> Self {
+    pub fn new(target: Duration, has_video: bool) -> Self {
         let target_ms = u64::try_from(target.as_millis()).unwrap_or(u64::MAX);
         Self {
             target_ms,
@@ -59,7 +74,7 @@ impl Segmenter {
     }
 
     /// `avc1.…,mp4a.40.…` for the master playlist, once the configurations are known.
-    pub(crate) fn codecs(&self) -> String {
+    pub fn codecs(&self) -> String {
         let codecs: Vec<String> = self
             .avc
             .iter()
@@ -71,7 +86,7 @@ impl Segmenter {
 
     /// Takes the next frame; returns the segment it completed, if any. A malformed frame is an
     /// error and is skipped; the segmenter stays usable.
-    pub(crate) fn push(&mut self, frame: &MediaFrame) -> Result<Option<Segment>, CodecError> {
+    pub fn push(&mut self, frame: &MediaFrame) -> Result<Option<Segment>, CodecError> {
         let ms = u64::from(frame.timestamp);
         match frame.kind {
             MediaKind::Video => {
@@ -191,7 +206,7 @@ impl Segmenter {
 
     /// Closes the open segment at the end of the stream; its duration runs to its last frame
     /// plus one frame interval.
-    pub(crate) fn finish(&mut self) -> Option<Segment> {
+    pub fn finish(&mut self) -> Option<Segment> {
         let open = self.open.take()?;
         let duration = open.last_ms - open.start_ms + open.frame_interval_ms;
         Some(Segment {

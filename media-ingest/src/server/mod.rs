@@ -179,7 +179,7 @@ pub async fn fuzz_connection(input: &[u8]) {
         streams,
         events: broadcast::channel(16).0,
     });
-    let (mut client, server) = tokio::io::duplex(64 << 10);
+    let (client, server) = tokio::io::duplex(64 << 10);
     let (_stop, stopped) = watch::channel(false);
     let serving = connection::serve(
         server,
@@ -188,12 +188,15 @@ pub async fn fuzz_connection(input: &[u8]) {
         context,
         stopped,
     );
+    // The client reads the server's replies while it writes, as a real peer does; otherwise a
+    // reply-heavy input fills the pipe and both sides wait for the write deadline.
+    let (mut from_server, mut to_server) = tokio::io::split(client);
     let feeding = async move {
-        let _ = client.write_all(input).await;
-        let _ = client.shutdown().await;
-        // Keep reading what the server writes, so its writes never block.
-        let mut sink = tokio::io::sink();
-        let _ = tokio::io::copy(&mut client, &mut sink).await;
+        let _ = to_server.write_all(input).await;
+        let _ = to_server.shutdown().await;
     };
-    tokio::join!(serving, feeding);
+    let draining = async move {
+        let _ = tokio::io::copy(&mut from_server, &mut tokio::io::sink()).await;
+    };
+    tokio::join!(serving, feeding, draining);
 }
