@@ -7,8 +7,9 @@
 //! **Built:** the RTMP server (publish and play from ffmpeg and OBS, key verification before
 //! acceptance, fail closed, one publisher per stream, players from a keyframe, the session
 //! lifecycle) and HLS packaging of the original rendition without ffmpeg (MPEG-TS segments cut
-//! at keyframes; live, VOD and master playlists written atomically). **Not yet:** extra
-//! renditions and preview images through ffmpeg, and the HTTP webhook verifier.
+//! at keyframes; live, VOD and master playlists written atomically), and the key verifiers: a
+//! static table, the coordinator's HTTP webhook ([`WebhookVerifier`]) and [`danger::AcceptAnyKey`].
+//! **Not yet:** extra renditions and preview images through ffmpeg.
 //!
 //! # Parts
 //!
@@ -65,15 +66,18 @@ mod error;
 mod events;
 pub mod hls;
 mod media;
+mod options;
 mod server;
 mod streams;
 mod verify;
+mod webhook;
 
 pub use config::{HlsConfig, IngestConfig};
 pub use error::{ConfigError, Error};
 pub use events::{IngestEvent, SessionId};
 pub use hls::{HlsFinished, HlsOutput, HlsReport, package_hls};
 pub use media::{MediaFrame, MediaKind};
+pub use options::OptionsError;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use server::fuzz_connection;
@@ -83,3 +87,4 @@ pub use verify::{
     KeyVerifier, Preview, PublishOptions, PublishRequest, Rendition, StaticKeys, VerifiedKey,
     VerifyError, danger,
 };
+pub use webhook::WebhookVerifier;
