@@ -24,4 +24,7 @@ pub enum Error {
     /// A socket or file operation failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// ffmpeg could not be started, or kept failing.
+    #[error("ffmpeg: {0}")]
+    Ffmpeg(String),
 }

@@ -8,8 +8,10 @@
 //! acceptance, fail closed, one publisher per stream, players from a keyframe, the session
 //! lifecycle) and HLS packaging of the original rendition without ffmpeg (MPEG-TS segments cut
 //! at keyframes; live, VOD and master playlists written atomically), and the key verifiers: a
-//! static table, the coordinator's HTTP webhook ([`WebhookVerifier`]) and [`danger::AcceptAnyKey`].
-//! **Not yet:** extra renditions and preview images through ffmpeg.
+//! static table, the coordinator's HTTP webhook ([`WebhookVerifier`]) and [`danger::AcceptAnyKey`];
+//! extra renditions ([`package_rendition`]) and preview images ([`make_previews`]) made by a
+//! supervised ffmpeg that reads the stream on its stdin. **Not yet:** the fan-out and
+//! many-publisher benchmarks, and fan-out without a copy per player.
 //!
 //! # Parts
 //!
@@ -22,8 +24,10 @@
 //!                                              of shared frames + the current GOP
 //!                                                 ├──▶ RTMP players (start at a keyframe;
 //!                                                 │    a slow one skips ahead)
-//!                                                 └──▶ hls: Segmenter (sans-IO) → N.ts,
-//!                                                      live.m3u8, vod.m3u8, master.m3u8
+//!                                                 ├──▶ hls: Segmenter (sans-IO) → N.ts,
+//!                                                 │    live.m3u8, vod.m3u8, master.m3u8
+//!                                                 └──▶ ffmpeg (stdin FLV, supervised):
+//!                                                      renditions → FLV → hls; previews → JPEG
 //!  IngestHandle::events: preConnect … doneConnect, as the Open360 seed lists them
 //! ```
 //!
@@ -69,6 +73,7 @@ mod media;
 mod options;
 mod server;
 mod streams;
+mod transcode;
 mod verify;
 mod webhook;
 
@@ -83,6 +88,7 @@ pub use options::OptionsError;
 pub use server::fuzz_connection;
 pub use server::{IngestHandle, IngestServer};
 pub use streams::{StreamName, Subscription};
+pub use transcode::{FfmpegConfig, PreviewReport, make_previews, package_rendition};
 pub use verify::{
     KeyVerifier, Preview, PublishOptions, PublishRequest, Rendition, StaticKeys, VerifiedKey,
     VerifyError, danger,

@@ -12,6 +12,7 @@ mod service;
 mod ts;
 
 pub use codec::CodecError;
+pub(crate) use packager::Packager;
 pub use packager::{HlsOutput, HlsReport, package_hls};
 pub use segmenter::{Segment, Segmenter};
 pub use service::HlsFinished;

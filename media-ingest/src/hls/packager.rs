@@ -6,7 +6,7 @@ use super::{
     playlist::{Playlists, master},
     segmenter::{Segment, Segmenter},
 };
-use crate::{Error, HlsConfig, streams::Subscription};
+use crate::{Error, HlsConfig, media::MediaFrame, streams::Subscription};
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -60,48 +60,99 @@ pub async fn package_hls(
     output: HlsOutput,
     config: &HlsConfig,
 ) -> Result<HlsReport, Error> {
-    tokio::fs::create_dir_all(&output.dir).await?;
     // Metadata usually arrives just after the publisher is accepted; without it yet, the
     // segmenter learns about video from the H.264 sequence header.
     let has_video = stream
         .metadata()
         .is_some_and(|m| m.video_codec_id.is_some());
-    let mut segmenter = Segmenter::new(config.target_segment_duration, has_video);
-    let mut playlists = Playlists::new(config.live_window, config.target_segment_duration);
-    let mut skipped_frames = 0;
-    let mut segments = 0;
+    let mut packager = Packager::new(output, config, has_video).await?;
     while let Some(frame) = stream.next().await {
-        match segmenter.push(&frame) {
-            Ok(None) => {}
-            Ok(Some(segment)) => {
-                if segments == 0 {
-                    write_master(&output, &segment, &segmenter.codecs(), resolution(&stream))
-                        .await?;
-                }
-                publish(&output, &mut playlists, segment, false).await?;
-                segments += 1;
-            }
+        packager.push(&frame, || resolution(&stream)).await?;
+    }
+    let mut report = packager.finish(resolution(&stream)).await?;
+    report.skipped_frames += stream.skipped();
+    Ok(report)
+}
+
+/// Segments frames and writes files as segments complete; the loop of [`package_hls`], shared
+/// with renditions made by ffmpeg.
+pub(crate) struct Packager {
+    output: HlsOutput,
+    segmenter: Segmenter,
+    playlists: Playlists,
+    segments: u64,
+    skipped_frames: u64,
+}
+
+impl Packager {
+    pub(crate) async fn new(
+        output: HlsOutput,
+        config: &HlsConfig,
+        has_video: bool,
+    ) -> Result<Self, Error> {
+        tokio::fs::create_dir_all(&output.dir).await?;
+        Ok(Self {
+            output,
+            segmenter: Segmenter::new(config.target_segment_duration, has_video),
+            playlists: Playlists::new(config.live_window, config.target_segment_duration),
+            segments: 0,
+            skipped_frames: 0,
+        })
+    }
+
+    /// Takes one frame; `resolution` is asked for when the master playlist is written.
+    pub(crate) async fn push(
+        &mut self,
+        frame: &MediaFrame,
+        resolution: impl FnOnce() -> Option<(u64, u64)>,
+    ) -> Result<(), Error> {
+        match self.segmenter.push(frame) {
+            Ok(None) => Ok(()),
+            Ok(Some(segment)) => self.publish(segment, false, resolution).await,
             Err(error) => {
-                skipped_frames += 1;
+                self.skipped_frames += 1;
                 metrics::counter!("media_ingest_hls_skipped_frames_total").increment(1);
                 tracing::debug!(%error, "frame not packaged");
+                Ok(())
             }
         }
     }
-    if let Some(segment) = segmenter.finish() {
-        if segments == 0 {
-            write_master(&output, &segment, &segmenter.codecs(), resolution(&stream)).await?;
+
+    /// Closes the last segment and the playlists.
+    pub(crate) async fn finish(
+        mut self,
+        resolution: Option<(u64, u64)>,
+    ) -> Result<HlsReport, Error> {
+        match self.segmenter.finish() {
+            Some(segment) => self.publish(segment, true, || resolution).await?,
+            None => write_playlists(&self.output, &self.playlists, true).await?,
         }
-        publish(&output, &mut playlists, segment, true).await?;
-        segments += 1;
-    } else {
-        write_playlists(&output, &playlists, true).await?;
+        Ok(HlsReport {
+            segments: self.segments,
+            duration: self.playlists.duration(),
+            skipped_frames: self.skipped_frames,
+        })
     }
-    Ok(HlsReport {
-        segments,
-        duration: playlists.duration(),
-        skipped_frames: skipped_frames + stream.skipped(),
-    })
+
+    async fn publish(
+        &mut self,
+        segment: Segment,
+        ended: bool,
+        resolution: impl FnOnce() -> Option<(u64, u64)>,
+    ) -> Result<(), Error> {
+        if self.segments == 0 {
+            write_master(
+                &self.output,
+                &segment,
+                &self.segmenter.codecs(),
+                resolution(),
+            )
+            .await?;
+        }
+        publish(&self.output, &mut self.playlists, segment, ended).await?;
+        self.segments += 1;
+        Ok(())
+    }
 }
 
 fn resolution(stream: &Subscription) -> Option<(u64, u64)> {
