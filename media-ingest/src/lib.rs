@@ -10,8 +10,8 @@
 //! at keyframes; live, VOD and master playlists written atomically), and the key verifiers: a
 //! static table, the coordinator's HTTP webhook ([`WebhookVerifier`]) and [`danger::AcceptAnyKey`];
 //! extra renditions ([`package_rendition`]) and preview images ([`make_previews`]) made by a
-//! supervised ffmpeg that reads the stream on its stdin. **Not yet:** the fan-out and
-//! many-publisher benchmarks, and fan-out without a copy per player.
+//! supervised ffmpeg that reads the stream on its stdin. Players share each frame's RTMP chunks
+//! (made once per frame, not once per player).
 //!
 //! # Parts
 //!

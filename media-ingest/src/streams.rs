@@ -10,13 +10,40 @@ use crate::{
     media::{MediaFrame, MediaKind},
     verify::PublishOptions,
 };
+use bytes::Bytes;
 use rml_rtmp::sessions::StreamMetadata;
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
 };
 use tokio::sync::broadcast;
+
+/// A frame as the ring holds it: shared by every consumer, with its RTMP chunks made once, by
+/// the first player that needs them.
+pub(crate) struct SharedFrame {
+    pub(crate) frame: MediaFrame,
+    rtmp_chunks: OnceLock<Bytes>,
+}
+
+impl SharedFrame {
+    fn new(frame: MediaFrame) -> Arc<Self> {
+        Arc::new(Self {
+            frame,
+            rtmp_chunks: OnceLock::new(),
+        })
+    }
+
+    /// The frame chunked for message stream 1 at the server's chunk size, shared by all players.
+    pub(crate) fn rtmp_chunks(&self) -> Bytes {
+        self.rtmp_chunks
+            .get_or_init(|| {
+                use crate::server::chunks::{OUTBOUND_CHUNK_SIZE, SHARED_STREAM_ID, chunk};
+                chunk(&self.frame, SHARED_STREAM_ID, OUTBOUND_CHUNK_SIZE)
+            })
+            .clone()
+    }
+}
 
 /// A stream's name: `rtmp://host/<app>/<key>`.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -37,13 +64,13 @@ impl fmt::Debug for StreamName {
 #[derive(Default)]
 struct StreamState {
     /// `None` once the publisher has left: consumers then see the end.
-    sender: Option<broadcast::Sender<MediaFrame>>,
+    sender: Option<broadcast::Sender<Arc<SharedFrame>>>,
     /// The verifier's options; `None` until the key is verified, and nobody may consume before.
     options: Option<PublishOptions>,
     metadata: Option<StreamMetadata>,
-    video_header: Option<MediaFrame>,
-    audio_header: Option<MediaFrame>,
-    gop: Vec<MediaFrame>,
+    video_header: Option<Arc<SharedFrame>>,
+    audio_header: Option<Arc<SharedFrame>>,
+    gop: Vec<Arc<SharedFrame>>,
     gop_bytes: usize,
     /// The GOP outgrew its bound: cache nothing until the next keyframe.
     gop_overflowed: bool,
@@ -158,11 +185,12 @@ impl PublisherSlot {
 
     /// Hands a frame to every consumer; never waits.
     pub(crate) fn push(&self, frame: MediaFrame) {
+        let frame = SharedFrame::new(frame);
         let mut state = self.stream.state();
-        if frame.is_sequence_header() {
-            match frame.kind {
-                MediaKind::Video => state.video_header = Some(frame.clone()),
-                MediaKind::Audio => state.audio_header = Some(frame.clone()),
+        if frame.frame.is_sequence_header() {
+            match frame.frame.kind {
+                MediaKind::Video => state.video_header = Some(Arc::clone(&frame)),
+                MediaKind::Audio => state.audio_header = Some(Arc::clone(&frame)),
             }
         } else {
             self.cache(&mut state, &frame);
@@ -173,7 +201,8 @@ impl PublisherSlot {
         }
     }
 
-    fn cache(&self, state: &mut StreamState, frame: &MediaFrame) {
+    fn cache(&self, state: &mut StreamState, shared: &Arc<SharedFrame>) {
+        let frame = &shared.frame;
         if frame.is_keyframe() {
             state.gop.clear();
             state.gop_bytes = 0;
@@ -189,7 +218,7 @@ impl PublisherSlot {
             return;
         }
         state.gop_bytes += frame.data.len();
-        state.gop.push(frame.clone());
+        state.gop.push(Arc::clone(shared));
     }
 }
 
@@ -212,8 +241,8 @@ pub struct Subscription {
     stream: Arc<LiveStream>,
     /// The options the key verifier decided for the stream.
     pub options: PublishOptions,
-    start: Vec<MediaFrame>,
-    receiver: broadcast::Receiver<MediaFrame>,
+    start: Vec<Arc<SharedFrame>>,
+    receiver: broadcast::Receiver<Arc<SharedFrame>>,
     waiting_for_keyframe: bool,
     skipped: u64,
 }
@@ -222,12 +251,18 @@ impl Subscription {
     /// The next frame: first the sequence headers and the current GOP, then live frames. After
     /// falling behind, frames are skipped up to the next keyframe. `None` when the stream ends.
     pub async fn next(&mut self) -> Option<MediaFrame> {
+        self.next_shared().await.map(|shared| shared.frame.clone())
+    }
+
+    /// [`Subscription::next`], as the ring holds the frame.
+    pub(crate) async fn next_shared(&mut self) -> Option<Arc<SharedFrame>> {
         if !self.start.is_empty() {
             return Some(self.start.remove(0));
         }
         loop {
             match self.receiver.recv().await {
-                Ok(frame) => {
+                Ok(shared) => {
+                    let frame = &shared.frame;
                     if self.waiting_for_keyframe
                         && !frame.is_keyframe()
                         && !frame.is_sequence_header()
@@ -238,7 +273,7 @@ impl Subscription {
                     if frame.is_keyframe() {
                         self.waiting_for_keyframe = false;
                     }
-                    return Some(frame);
+                    return Some(shared);
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     self.skipped += missed;
@@ -362,6 +397,28 @@ mod tests_streams {
         assert!(consumer.skipped() >= 16);
         assert_eq!(consumer.next().await.map(|f| f.timestamp), Some(19 * 40));
         assert_eq!(consumer.next().await.map(|f| f.timestamp), Some(800));
+    }
+
+    #[tokio::test]
+    async fn every_consumer_gets_the_same_bytes_and_the_same_rtmp_chunks() {
+        let streams = Streams::new(16, 1 << 20);
+        let slot = streams.claim(&name()).expect("free");
+        slot.verified(PublishOptions::default());
+        let (mut first, mut second) = (
+            streams.subscribe(&name()).expect("live"),
+            streams.subscribe(&name()).expect("live"),
+        );
+        slot.push(video(0, 0x17));
+        let (a, b) = (
+            first.next_shared().await.expect("a frame"),
+            second.next_shared().await.expect("a frame"),
+        );
+        assert!(Arc::ptr_eq(&a, &b), "one frame for all consumers");
+        assert_eq!(
+            a.rtmp_chunks().as_ptr(),
+            b.rtmp_chunks().as_ptr(),
+            "chunked once, not once per player"
+        );
     }
 
     #[tokio::test]

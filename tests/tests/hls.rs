@@ -64,6 +64,19 @@ async fn a_published_stream_becomes_valid_live_vod_and_master_playlists() {
     assert_eq!(live.segments.len(), 3);
     assert!(live.end_list);
     assert_eq!(live.media_sequence, report.segments - 3);
+    let live_probe = ffmpeg
+        .probe(&out.join("live.m3u8").display().to_string())
+        .await
+        .expect("live playlist probed");
+    assert_eq!(live_probe.format_name, "hls");
+    assert_eq!(
+        live_probe.video().map(|v| v.codec_name.as_str()),
+        Some("h264")
+    );
+    assert_eq!(
+        live_probe.audio().map(|a| a.codec_name.as_str()),
+        Some("aac")
+    );
 
     // The VOD playlist: every segment, VOD type, ENDLIST, durations adding up.
     let (vod, vod_seconds) = playlist_seconds(&out.join("vod.m3u8"));

@@ -414,3 +414,101 @@ async fn inputs_that_make_rml_rtmp_panic_end_only_their_connection() {
     // The server still accepts and completes handshakes.
     drop(handshaken(server.addr).await);
 }
+
+/// Plays `key` with rml_rtmp's client over `stream` (already handshaken) and returns once the
+/// server has accepted; the caller then never reads again.
+async fn play_then_stall(stream: &mut TcpStream, key: &str) {
+    use rml_rtmp::sessions::{
+        ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+    };
+    let (mut session, initial) = ClientSession::new(ClientSessionConfig::new()).expect("a session");
+    let mut outgoing = initial;
+    outgoing.push(session.request_connection("live".into()).expect("connect"));
+    let mut requested_play = false;
+    let mut buffer = vec![0u8; 16 << 10];
+    loop {
+        let mut accepted = false;
+        for result in outgoing.drain(..) {
+            match result {
+                ClientSessionResult::OutboundResponse(packet) => {
+                    stream.write_all(&packet.bytes).await.expect("sent")
+                }
+                ClientSessionResult::RaisedEvent(ClientSessionEvent::ConnectionRequestAccepted) => {
+                    requested_play = true
+                }
+                ClientSessionResult::RaisedEvent(ClientSessionEvent::PlaybackRequestAccepted) => {
+                    accepted = true
+                }
+                _ => {}
+            }
+        }
+        if accepted {
+            return;
+        }
+        if requested_play {
+            requested_play = false;
+            outgoing.push(session.request_playback(key.into()).expect("play"));
+            continue;
+        }
+        let read = stream.read(&mut buffer).await.expect("read");
+        assert!(read > 0, "closed before playing");
+        outgoing = session.handle_input(&buffer[..read]).expect("valid");
+    }
+}
+
+#[tokio::test]
+async fn a_player_that_stops_reading_never_stalls_the_publisher_or_other_players() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    // A small ring, so the stalled player falls behind quickly.
+    let mut server = start(config(|c| c.stream_ring_frames = 16), good_keys()).await;
+    let url = format!("rtmp://{}/live/{KEY}", server.addr);
+    let publisher = ffmpeg
+        .publish(&url, &TestSignal::lasting(Duration::from_secs(6)))
+        .expect("publishing");
+    expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PostPublish { .. })
+    })
+    .await;
+
+    let mut stalled = handshaken(server.addr).await;
+    play_then_stall(&mut stalled, KEY).await;
+
+    // A normal player, at the same time, gets 4 s of the stream in full.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let received = dir.path().join("played.flv");
+    let args = [
+        "-i",
+        &url,
+        "-t",
+        "4",
+        "-c",
+        "copy",
+        "-f",
+        "flv",
+        &received.display().to_string(),
+    ];
+    ffmpeg
+        .start(args.map(String::from).to_vec())
+        .expect("player")
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("played");
+    let probe = ffmpeg
+        .probe(&received.display().to_string())
+        .await
+        .expect("probed");
+    let played = probe.duration.expect("a duration").as_secs_f64();
+    assert!(
+        (3.5..=4.5).contains(&played),
+        "the other player got {played} s"
+    );
+
+    // The publisher was never slowed: -re publishing ends on time and successfully.
+    publisher
+        .finish(Duration::from_secs(30))
+        .await
+        .expect("published without a stall");
+    drop(stalled);
+}

@@ -1,6 +1,7 @@
 //! One RTMP connection: handshake, then the session loop of a publisher or a player.
 
 use super::{
+    chunks::{OUTBOUND_CHUNK_SIZE, SHARED_STREAM_ID, chunk},
     guard::{ChunkGuard, FramingError},
     handshake::handshake,
 };
@@ -8,13 +9,12 @@ use crate::{
     IngestConfig,
     events::{IngestEvent, SessionId},
     media::{MediaFrame, MediaKind},
-    streams::{PublisherSlot, StreamName, Streams, Subscription},
+    streams::{PublisherSlot, SharedFrame, StreamName, Streams, Subscription},
     verify::{KeyVerifier, PublishRequest, VerifyError},
 };
 use rml_rtmp::{
     chunk_io::Packet,
     sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult},
-    time::RtmpTimestamp,
 };
 use std::{
     collections::VecDeque,
@@ -119,7 +119,7 @@ pub(crate) async fn serve<S>(
     let outcome = match timeout(handshake_timeout, handshake(&mut io)).await {
         Err(_) => Err(ConnectionError::HandshakeTimeout(handshake_timeout)),
         Ok(Err(error)) => Err(error),
-        Ok(Ok(leftover)) => match ServerSession::new(ServerSessionConfig::new()) {
+        Ok(Ok(leftover)) => match ServerSession::new(session_config()) {
             Err(error) => Err(session_error(error)),
             Ok((session, initial)) => {
                 let guard = ChunkGuard::new(context.config.max_message_bytes);
@@ -144,6 +144,13 @@ pub(crate) async fn serve<S>(
         Some(error) => tracing::info!(session = id, %client, %error, "connection ended"),
     }
     context.emit(IngestEvent::DoneConnect { session: id, error });
+}
+
+/// rml_rtmp's defaults, with the chunk size our shared media chunks are made for.
+fn session_config() -> ServerSessionConfig {
+    let mut config = ServerSessionConfig::new();
+    config.chunk_size = OUTBOUND_CHUNK_SIZE as u32;
+    config
 }
 
 struct Connection<S> {
@@ -469,20 +476,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
     }
 
-    async fn send_frame(&mut self, frame: MediaFrame) -> Result<(), ConnectionError> {
+    async fn send_frame(&mut self, shared: Arc<SharedFrame>) -> Result<(), ConnectionError> {
         let Role::Playing { stream_id, .. } = self.role else {
             return Ok(());
         };
-        let timestamp = RtmpTimestamp::new(frame.timestamp);
-        let packet = match frame.kind {
-            MediaKind::Video => self
-                .session
-                .send_video_data(stream_id, frame.data, timestamp, false),
-            MediaKind::Audio => self
-                .session
-                .send_audio_data(stream_id, frame.data, timestamp, false),
+        // The chunks of the common case are made once and shared by every player.
+        let bytes = if stream_id == SHARED_STREAM_ID {
+            shared.rtmp_chunks()
+        } else {
+            chunk(&shared.frame, stream_id, OUTBOUND_CHUNK_SIZE)
         };
-        self.write(&packet.map_err(session_error)?).await
+        timeout(WRITE_TIMEOUT, self.io.write_all(&bytes))
+            .await
+            .map_err(|_| ConnectionError::WriteTimeout(WRITE_TIMEOUT))?
+            .map_err(ConnectionError::Io)
     }
 
     /// The played stream's publisher left: tell the player, as a server does on unpublish.
@@ -552,9 +559,9 @@ async fn read_within<S: AsyncRead + Unpin>(
 }
 
 /// The next frame for a player; never resolves for other roles.
-async fn next_frame(role: &mut Role) -> Option<MediaFrame> {
+async fn next_frame(role: &mut Role) -> Option<Arc<SharedFrame>> {
     match role {
-        Role::Playing { subscription, .. } => subscription.next().await,
+        Role::Playing { subscription, .. } => subscription.next_shared().await,
         _ => std::future::pending().await,
     }
 }

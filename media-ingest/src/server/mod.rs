@@ -1,5 +1,6 @@
 //! The tokio driver: accepts RTMP connections and runs each on its own task.
 
+pub(crate) mod chunks;
 mod connection;
 mod guard;
 mod handshake;
