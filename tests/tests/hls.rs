@@ -3,7 +3,7 @@
 mod ingest_support;
 
 use harness::{Ffmpeg, TestSignal, peer};
-use ingest_support::{KEY, config, expect_event, good_keys, start};
+use ingest_support::{KEY, Published, config, expect_event, good_keys, publish, start};
 use media_ingest::{HlsConfig, HlsOutput, IngestEvent, package_hls};
 use std::{path::Path, time::Duration};
 
@@ -177,19 +177,9 @@ async fn without_a_recording_old_segments_are_deleted() {
     hls.live_window = 3;
     hls.target_segment_duration = Duration::from_secs(1);
 
-    let publisher = ffmpeg
-        .publish(
-            &format!("rtmp://{}/live/{KEY}", server.addr),
-            &TestSignal::lasting(Duration::from_secs(6)),
-        )
-        .expect("publishing");
-    let IngestEvent::PostPublish { stream, .. } = expect_event(&mut server.events, |e| {
-        matches!(e, IngestEvent::PostPublish { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
+    let Published {
+        publisher, stream, ..
+    } = publish(&ffmpeg, &mut server, 6).await;
     let subscription = server.handle.subscribe(&stream).expect("live");
     let packaging = tokio::spawn(async move { package_hls(subscription, output, &hls).await });
     publisher

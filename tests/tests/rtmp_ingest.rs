@@ -512,3 +512,38 @@ async fn a_player_that_stops_reading_never_stalls_the_publisher_or_other_players
         .expect("published without a stall");
     drop(stalled);
 }
+
+/// `payload` as one message of `type_id` on chunk stream 3, in 128-byte chunks (the initial
+/// chunk size).
+fn chunked(type_id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = header(3, type_id, u32::try_from(payload.len()).expect("small"));
+    for (i, piece) in payload.chunks(128).enumerate() {
+        if i > 0 {
+            bytes.push(0xc3);
+        }
+        bytes.extend_from_slice(piece);
+    }
+    bytes
+}
+
+#[tokio::test]
+async fn a_deeply_nested_command_is_refused_instead_of_overflowing_the_stack() {
+    let mut server = start(config(|_| {}), good_keys()).await;
+    // "connect" with an object nested 10,000 deep: 40 KB, before any key is asked for.
+    let mut command = vec![2, 0, 7];
+    command.extend_from_slice(b"connect");
+    command.push(3);
+    for _ in 0..10_000 {
+        command.extend_from_slice(&[0, 1, b'a', 3]);
+    }
+    let mut stream = handshaken(server.addr).await;
+    stream
+        .write_all(&chunked(20, &command))
+        .await
+        .expect("sent");
+    closed_by_server(stream).await;
+    let error = connection_error(&mut server.events).await;
+    assert!(error.contains("nests deeper than 32"), "{error}");
+    // The process is alive and serving.
+    drop(handshaken(server.addr).await);
+}

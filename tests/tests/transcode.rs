@@ -2,11 +2,10 @@
 
 mod ingest_support;
 
-use harness::{Ffmpeg, TestSignal, peer};
-use ingest_support::{KEY, config, expect_event, good_keys, start};
+use harness::{Ffmpeg, peer};
+use ingest_support::{Published, config, good_keys, publish, start};
 use media_ingest::{
-    FfmpegConfig, HlsConfig, HlsOutput, IngestEvent, Preview, Rendition, make_previews,
-    package_rendition,
+    FfmpegConfig, HlsConfig, HlsOutput, Preview, Rendition, make_previews, package_rendition,
 };
 use std::time::Duration;
 
@@ -17,17 +16,9 @@ async fn a_rendition_is_made_by_ffmpeg_and_packaged_like_the_original() {
     };
     let mut server = start(config(|_| {}), good_keys()).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let signal = TestSignal::lasting(Duration::from_secs(6));
-    let publisher = ffmpeg
-        .publish(&format!("rtmp://{}/live/{KEY}", server.addr), &signal)
-        .expect("publishing");
-    let IngestEvent::PostPublish { stream, .. } = expect_event(&mut server.events, |e| {
-        matches!(e, IngestEvent::PostPublish { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
+    let Published {
+        publisher, stream, ..
+    } = publish(&ffmpeg, &mut server, 6).await;
     let source = server.handle.subscribe(&stream).expect("live");
     let rendition = Rendition::Scaled {
         width: 320,
@@ -82,19 +73,9 @@ async fn previews_are_written_with_an_index() {
     };
     let mut server = start(config(|_| {}), good_keys()).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let publisher = ffmpeg
-        .publish(
-            &format!("rtmp://{}/live/{KEY}", server.addr),
-            &TestSignal::lasting(Duration::from_secs(5)),
-        )
-        .expect("publishing");
-    let IngestEvent::PostPublish { stream, .. } = expect_event(&mut server.events, |e| {
-        matches!(e, IngestEvent::PostPublish { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
+    let Published {
+        publisher, stream, ..
+    } = publish(&ffmpeg, &mut server, 5).await;
     let source = server.handle.subscribe(&stream).expect("live");
     let preview = Preview {
         width: 320,
@@ -165,19 +146,9 @@ async fn ffmpeg_killed_mid_stream_is_restarted_and_the_job_goes_on() {
     ffmpeg_config.program = wrapper;
     ffmpeg_config.restart_backoff = Duration::from_millis(100);
 
-    let publisher = ffmpeg
-        .publish(
-            &format!("rtmp://{}/live/{KEY}", server.addr),
-            &TestSignal::lasting(Duration::from_secs(6)),
-        )
-        .expect("publishing");
-    let IngestEvent::PostPublish { stream, .. } = expect_event(&mut server.events, |e| {
-        matches!(e, IngestEvent::PostPublish { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
+    let Published {
+        publisher, stream, ..
+    } = publish(&ffmpeg, &mut server, 6).await;
     let source = server.handle.subscribe(&stream).expect("live");
     let preview = Preview {
         width: 160,
@@ -205,19 +176,9 @@ async fn a_missing_ffmpeg_is_a_clear_error() {
     };
     let mut server = start(config(|_| {}), good_keys()).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let publisher = ffmpeg
-        .publish(
-            &format!("rtmp://{}/live/{KEY}", server.addr),
-            &TestSignal::lasting(Duration::from_secs(2)),
-        )
-        .expect("publishing");
-    let IngestEvent::PostPublish { stream, .. } = expect_event(&mut server.events, |e| {
-        matches!(e, IngestEvent::PostPublish { .. })
-    })
-    .await
-    else {
-        unreachable!()
-    };
+    let Published {
+        publisher, stream, ..
+    } = publish(&ffmpeg, &mut server, 2).await;
     let source = server.handle.subscribe(&stream).expect("live");
     let mut missing = FfmpegConfig::default();
     missing.program = dir.path().join("no-such-ffmpeg");

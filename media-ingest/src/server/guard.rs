@@ -14,9 +14,22 @@
 //! - a chunk of another chunk stream, or a new message header, while a message is incomplete
 //!   (legal RTMP, but unsupported by rml_rtmp; ffmpeg, OBS and librtmp never send it);
 //! - a compressed header on a chunk stream that has had no full header;
-//! - more than [`MAX_CHUNK_STREAMS`] chunk streams.
+//! - more than [`MAX_CHUNK_STREAMS`] chunk streams;
+//! - an AMF0 message (commands and data) over [`MAX_AMF_MESSAGE`] bytes or nesting deeper than
+//!   [`MAX_AMF_DEPTH`] (rml_amf0 parses recursively: a deep enough nesting would overflow the
+//!   stack and abort the process), and more than [`MAX_COMMANDS`] commands on one connection
+//!   (rml_rtmp keeps state for each `createStream`, without a bound).
 
+use super::amf0;
 use std::collections::HashMap;
+
+/// The largest AMF0 command or data message. Real ones (connect, publish, onMetaData) are under
+/// 4 KiB.
+pub(crate) const MAX_AMF_MESSAGE: usize = 64 << 10;
+/// The deepest AMF0 nesting accepted. Real commands nest 2 levels.
+pub(crate) const MAX_AMF_DEPTH: usize = 32;
+/// Commands one connection may send. A publisher or player sends about ten.
+pub(crate) const MAX_COMMANDS: u32 = 1024;
 
 /// Chunk streams one connection may use. Encoders use 3 to 6.
 pub(crate) const MAX_CHUNK_STREAMS: usize = 64;
@@ -29,6 +42,11 @@ const EXTENDED_TIMESTAMP: u32 = 0x00ff_ffff;
 
 /// Message type 1: Set Chunk Size.
 const SET_CHUNK_SIZE: u8 = 1;
+
+/// Whether rml_rtmp parses messages of `type_id` as AMF0: data (15, 18) and commands (17, 20).
+fn is_amf0(type_id: u8) -> bool {
+    matches!(type_id, 15 | 17 | 18 | 20)
+}
 
 /// Why the guard refused a connection's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +85,12 @@ pub(crate) enum FramingError {
     /// The peer used too many chunk streams.
     #[error("more than {MAX_CHUNK_STREAMS} chunk streams")]
     TooManyChunkStreams,
+    /// An AMF0 message nests deeper than [`MAX_AMF_DEPTH`].
+    #[error("an AMF0 message nests deeper than {MAX_AMF_DEPTH} levels")]
+    TooDeeplyNested,
+    /// More than [`MAX_COMMANDS`] command messages.
+    #[error("more than {MAX_COMMANDS} commands on one connection")]
+    TooManyCommands,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,8 +126,10 @@ pub(crate) struct ChunkGuard {
     /// The chunk stream whose message is incomplete, and the bytes it still needs.
     pending: Option<(u32, usize)>,
     remaining_in_chunk: usize,
-    /// The payload of a Set Chunk Size message, as it arrives.
-    chunk_size_payload: Vec<u8>,
+    /// The payload of a Set Chunk Size or AMF0 message, as it arrives (bounded by
+    /// [`MAX_AMF_MESSAGE`]).
+    payload: Vec<u8>,
+    commands: u32,
 }
 
 impl ChunkGuard {
@@ -120,7 +146,8 @@ impl ChunkGuard {
             csid: 0,
             pending: None,
             remaining_in_chunk: 0,
-            chunk_size_payload: Vec::with_capacity(4),
+            payload: Vec::new(),
+            commands: 0,
         }
     }
 
@@ -213,10 +240,15 @@ impl ChunkGuard {
             header.message_length =
                 usize::from(s[3]) << 16 | usize::from(s[4]) << 8 | usize::from(s[5]);
             header.type_id = s[6];
-            if header.message_length > self.max_message {
+            let limit = if is_amf0(header.type_id) {
+                MAX_AMF_MESSAGE.min(self.max_message)
+            } else {
+                self.max_message
+            };
+            if header.message_length > limit {
                 return Err(FramingError::MessageTooLarge {
                     length: header.message_length,
-                    limit: self.max_message,
+                    limit,
                 });
             }
         }
@@ -234,7 +266,7 @@ impl ChunkGuard {
         let remaining = match self.pending {
             Some((_, remaining)) => remaining,
             None => {
-                self.chunk_size_payload.clear();
+                self.payload.clear();
                 header.message_length
             }
         };
@@ -247,16 +279,19 @@ impl ChunkGuard {
 
     fn consume_payload(&mut self, bytes: &[u8]) -> Result<(), FramingError> {
         let header = self.headers.get(&self.csid).copied().unwrap_or_default();
-        if header.type_id == SET_CHUNK_SIZE && self.chunk_size_payload.len() < 4 {
-            let want = (4 - self.chunk_size_payload.len()).min(bytes.len());
-            self.chunk_size_payload.extend_from_slice(&bytes[..want]);
+        if header.type_id == SET_CHUNK_SIZE && self.payload.len() < 4 {
+            let want = (4 - self.payload.len()).min(bytes.len());
+            self.payload.extend_from_slice(&bytes[..want]);
+        } else if is_amf0(header.type_id) {
+            // Bounded: AMF0 messages are at most MAX_AMF_MESSAGE long (checked at the header).
+            self.payload.extend_from_slice(bytes);
         }
         self.remaining_in_chunk -= bytes.len();
         if let Some((csid, remaining)) = self.pending {
             let remaining = remaining - bytes.len();
             self.pending = (remaining > 0).then_some((csid, remaining));
-            if remaining == 0 && header.type_id == SET_CHUNK_SIZE {
-                self.apply_chunk_size()?;
+            if remaining == 0 {
+                self.message_complete(header.type_id)?;
             }
         }
         if self.remaining_in_chunk == 0 {
@@ -265,9 +300,34 @@ impl ChunkGuard {
         Ok(())
     }
 
+    /// Checks a message whose last byte has just been seen, before rml_rtmp parses it.
+    fn message_complete(&mut self, type_id: u8) -> Result<(), FramingError> {
+        if type_id == SET_CHUNK_SIZE {
+            return self.apply_chunk_size();
+        }
+        if !is_amf0(type_id) {
+            return Ok(());
+        }
+        if matches!(type_id, 17 | 20) {
+            self.commands += 1;
+            if self.commands > MAX_COMMANDS {
+                return Err(FramingError::TooManyCommands);
+            }
+        }
+        // rml_rtmp skips a leading zero of "AMF3" commands that are really AMF0.
+        let amf = match self.payload.split_first() {
+            Some((0, rest)) if type_id == 17 => rest,
+            _ => &self.payload[..],
+        };
+        if amf0::depth(amf, MAX_AMF_DEPTH) > MAX_AMF_DEPTH {
+            return Err(FramingError::TooDeeplyNested);
+        }
+        Ok(())
+    }
+
     fn apply_chunk_size(&mut self) -> Result<(), FramingError> {
         // rml_rtmp fails the session itself on a short payload; the size stays unchanged here.
-        let Ok(bytes) = <[u8; 4]>::try_from(self.chunk_size_payload.as_slice()) else {
+        let Ok(bytes) = <[u8; 4]>::try_from(self.payload.as_slice()) else {
             return Ok(());
         };
         let size = u32::from_be_bytes(bytes);
@@ -404,6 +464,56 @@ mod tests_guard {
         let mut guard = ChunkGuard::new(1 << 20);
         assert_eq!(guard.check(&stream), Ok(()));
         assert_eq!((guard.pending, guard.stage), (None, Stage::Basic));
+    }
+
+    #[test]
+    fn deeply_nested_amf0_is_refused_before_rml_rtmp_parses_it() {
+        let mut command = vec![2, 0, 7];
+        command.extend_from_slice(b"connect");
+        command.push(3);
+        for _ in 0..100 {
+            command.extend_from_slice(&[0, 1, b'a', 3]);
+        }
+        let mut guard = ChunkGuard::new(1 << 20);
+        let mut stream = full(2, SET_CHUNK_SIZE, 4, &65_536u32.to_be_bytes());
+        stream.extend(full(3, 20, command.len(), &command));
+        assert_eq!(guard.check(&stream), Err(FramingError::TooDeeplyNested));
+
+        // The same as "AMF3" (type 17) with rml_rtmp's leading zero.
+        let mut guard = ChunkGuard::new(1 << 20);
+        let mut amf3 = vec![0];
+        amf3.extend_from_slice(&command);
+        let mut stream = full(2, SET_CHUNK_SIZE, 4, &65_536u32.to_be_bytes());
+        stream.extend(full(3, 17, amf3.len(), &amf3));
+        assert_eq!(guard.check(&stream), Err(FramingError::TooDeeplyNested));
+    }
+
+    #[test]
+    fn amf0_messages_are_bounded_in_size_and_commands_in_number() {
+        let mut guard = ChunkGuard::new(1 << 20);
+        let header_only = &full(3, 20, MAX_AMF_MESSAGE + 1, &[])[..12];
+        assert_eq!(
+            guard.check(header_only),
+            Err(FramingError::MessageTooLarge {
+                length: MAX_AMF_MESSAGE + 1,
+                limit: MAX_AMF_MESSAGE
+            })
+        );
+
+        let mut guard = ChunkGuard::new(1 << 20);
+        let create_stream = [
+            2, 0, 12, b'c', b'r', b'e', b'a', b't', b'e', b'S', b't', b'r', b'e', b'a', b'm',
+        ];
+        for _ in 0..MAX_COMMANDS {
+            assert_eq!(
+                guard.check(&full(3, 20, create_stream.len(), &create_stream)),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            guard.check(&full(3, 20, create_stream.len(), &create_stream)),
+            Err(FramingError::TooManyCommands)
+        );
     }
 
     #[test]

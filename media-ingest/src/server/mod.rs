@@ -1,5 +1,6 @@
 //! The tokio driver: accepts RTMP connections and runs each on its own task.
 
+mod amf0;
 pub(crate) mod chunks;
 mod connection;
 mod guard;

@@ -77,3 +77,39 @@ pub async fn lifecycle(
         }
     }
 }
+
+/// A publisher that the server has accepted.
+pub struct Published {
+    /// ffmpeg, publishing.
+    pub publisher: harness::FfmpegRun,
+    /// The stream it publishes.
+    pub stream: media_ingest::StreamName,
+    /// Its session.
+    pub session: u64,
+}
+
+/// Publishes the test signal for `seconds` with ffmpeg to `live/KEY` and waits until the
+/// server has accepted it.
+pub async fn publish(ffmpeg: &harness::Ffmpeg, server: &mut Running, seconds: u64) -> Published {
+    let url = format!("rtmp://{}/live/{KEY}", server.addr);
+    let publisher = ffmpeg
+        .publish(
+            &url,
+            &harness::TestSignal::lasting(Duration::from_secs(seconds)),
+        )
+        .expect("publishing");
+    match expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::PostPublish { .. })
+    })
+    .await
+    {
+        IngestEvent::PostPublish {
+            stream, session, ..
+        } => Published {
+            publisher,
+            stream,
+            session,
+        },
+        _ => unreachable!("the predicate only accepts postPublish"),
+    }
+}
