@@ -21,7 +21,7 @@ impl PublishOptions {
     /// no recording, no previews, the original rendition only).
     ///
     /// - `x-record`: `true` or `false`;
-    /// - `x-previews`: `WIDTHxHEIGHT, SECONDS` or `False`;
+    /// - `x-previews`: `WIDTHxHEIGHT, SECONDS` or `False` (a width of 0 keeps the aspect ratio);
     /// - `x-resolutions`: a comma-separated list of `WIDTHxHEIGHT-FPS`, `WIDTHxHEIGHT-FPS~KBPS`
     ///   or `ORIGINAL`.
     ///
@@ -83,17 +83,19 @@ fn invalid(header: &'static str, value: &str, expected: &'static str) -> Options
     }
 }
 
-fn dimensions(text: &str) -> Option<(u32, u32)> {
+/// `WIDTHxHEIGHT`, both even and at most 8192; a width of 0 is allowed where `zero_width` says
+/// so (keep the aspect ratio).
+fn dimensions(text: &str, zero_width: bool) -> Option<(u32, u32)> {
     let (width, height) = text.trim().split_once(['x', 'X'])?;
-    let (width, height) = (width.trim().parse().ok()?, height.trim().parse().ok()?);
+    let (width, height): (u32, u32) = (width.trim().parse().ok()?, height.trim().parse().ok()?);
     // Encoders need even sizes, and nothing sensible is larger than 8K.
     let valid = |n: u32| (2..=8192).contains(&n) && n.is_multiple_of(2);
-    (valid(width) && valid(height)).then_some((width, height))
+    ((valid(width) || zero_width && width == 0) && valid(height)).then_some((width, height))
 }
 
 fn parse_preview(value: &str) -> Option<Preview> {
     let (size, seconds) = value.split_once(',')?;
-    let (width, height) = dimensions(size)?;
+    let (width, height) = dimensions(size, true)?;
     let seconds: u64 = seconds
         .trim()
         .parse()
@@ -111,7 +113,7 @@ fn parse_rendition(item: &str) -> Option<Rendition> {
         return Some(Rendition::Original);
     }
     let (size, rest) = item.split_once('-')?;
-    let (width, height) = dimensions(size)?;
+    let (width, height) = dimensions(size, false)?;
     let (fps, kbps) = match rest.split_once('~') {
         Some((fps, kbps)) => (
             fps,

@@ -19,6 +19,10 @@ use std::{
 };
 use tokio::sync::broadcast;
 
+/// What a cached frame costs beyond its bytes (the shared frame and its place in the cache),
+/// charged against the GOP cache's bound.
+const FRAME_OVERHEAD: usize = 128;
+
 /// A frame as the ring holds it: shared by every consumer, with its RTMP chunks made once, by
 /// the first player that needs them.
 pub(crate) struct SharedFrame {
@@ -74,6 +78,8 @@ struct StreamState {
     gop_bytes: usize,
     /// The GOP outgrew its bound: cache nothing until the next keyframe.
     gop_overflowed: bool,
+    /// Whether the stream has carried video (consumers then resume at keyframes).
+    has_video: bool,
 }
 
 /// A stream being published.
@@ -187,6 +193,7 @@ impl PublisherSlot {
     pub(crate) fn push(&self, frame: MediaFrame) {
         let frame = SharedFrame::new(frame);
         let mut state = self.stream.state();
+        state.has_video |= frame.frame.kind == MediaKind::Video;
         if frame.frame.is_sequence_header() {
             match frame.frame.kind {
                 MediaKind::Video => state.video_header = Some(Arc::clone(&frame)),
@@ -211,13 +218,15 @@ impl PublisherSlot {
             // Video before the first keyframe cannot start a player; nor can a broken GOP.
             return;
         }
-        if state.gop_bytes + frame.data.len() > self.gop_cache_bytes {
+        // Each cached frame costs its bytes and its bookkeeping.
+        let cost = frame.data.len() + FRAME_OVERHEAD;
+        if state.gop_bytes + cost > self.gop_cache_bytes {
             state.gop.clear();
             state.gop_bytes = 0;
             state.gop_overflowed = true;
             return;
         }
-        state.gop_bytes += frame.data.len();
+        state.gop_bytes += cost;
         state.gop.push(Arc::clone(shared));
     }
 }
@@ -277,7 +286,8 @@ impl Subscription {
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     self.skipped += missed;
-                    self.waiting_for_keyframe = true;
+                    // Resume at a keyframe; an audio-only stream has none, and resumes at once.
+                    self.waiting_for_keyframe = self.stream.state().has_video;
                     metrics::counter!("media_ingest_consumer_lag_skips_total").increment(1);
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
@@ -419,6 +429,20 @@ mod tests_streams {
             b.rtmp_chunks().as_ptr(),
             "chunked once, not once per player"
         );
+    }
+
+    #[tokio::test]
+    async fn an_audio_only_consumer_resumes_at_once_after_falling_behind() {
+        let streams = Streams::new(4, 1 << 20);
+        let slot = streams.claim(&name()).expect("free");
+        slot.verified(PublishOptions::default());
+        let mut consumer = streams.subscribe(&name()).expect("live");
+        for t in 0..10 {
+            slot.push(audio(t * 23));
+        }
+        let resumed = consumer.next().await.expect("a frame after the lag");
+        assert_eq!(resumed.kind, MediaKind::Audio);
+        assert!(consumer.skipped() > 0);
     }
 
     #[tokio::test]

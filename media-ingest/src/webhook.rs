@@ -78,16 +78,22 @@ impl KeyVerifier for WebhookVerifier {
                 "the verification webhook answered {status}"
             )));
         }
-        let header = |name: &str| {
+        // A header that is present but not text refuses, like any malformed option.
+        let header = |name: &'static str| -> Result<Option<&str>, VerifyError> {
             response
                 .headers()
                 .get(name)
-                .and_then(|value| value.to_str().ok())
+                .map(|value| {
+                    value
+                        .to_str()
+                        .map_err(|_| VerifyError::Unavailable(format!("{name} is not text")))
+                })
+                .transpose()
         };
         let options = PublishOptions::from_webhook_headers(
-            header("x-record"),
-            header("x-previews"),
-            header("x-resolutions"),
+            header("x-record")?,
+            header("x-previews")?,
+            header("x-resolutions")?,
         )
         .map_err(|error| VerifyError::Unavailable(error.to_string()))?;
         Ok(VerifiedKey::checked(options))

@@ -199,3 +199,113 @@ async fn a_missing_ffmpeg_is_a_clear_error() {
         .await
         .expect("published");
 }
+
+/// A wrapper around ffmpeg, written into `dir`, running `script` (with `"$@"` for ffmpeg's
+/// arguments); `{marker}` in it names a file of `dir`.
+fn wrapper(dir: &std::path::Path, name: &str, script: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let marker = dir.join(format!("{name}.marker"));
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\n{}\n",
+            script.replace("{marker}", &marker.display().to_string())
+        ),
+    )
+    .expect("written");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("executable");
+    path
+}
+
+#[tokio::test]
+async fn a_rendition_survives_its_ffmpeg_being_killed() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut server = start(config(|_| {}), good_keys()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut killed_once = FfmpegConfig::default();
+    killed_once.program = wrapper(
+        dir.path(),
+        "ffmpeg-killed-once",
+        "if [ ! -e '{marker}' ]; then touch '{marker}'; exec timeout -s KILL 2 ffmpeg \"$@\"; fi\nexec ffmpeg \"$@\"",
+    );
+    killed_once.restart_backoff = Duration::from_millis(100);
+
+    let Published {
+        publisher, stream, ..
+    } = publish(&ffmpeg, &mut server, 8).await;
+    let source = server.handle.subscribe(&stream).expect("live");
+    let rendition = Rendition::Scaled {
+        width: 320,
+        height: 180,
+        fps: 25,
+        kbps: None,
+    };
+    let output = HlsOutput::new(dir.path().join("320x180"));
+    let job = tokio::spawn(async move {
+        package_rendition(
+            source,
+            rendition,
+            output,
+            &HlsConfig::default(),
+            &killed_once,
+        )
+        .await
+    });
+    publisher
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("published");
+    let report = job.await.expect("joined").expect("packaged");
+    // Segments kept coming after the restart at 2 s of 8.
+    assert!(report.duration >= Duration::from_secs(5), "{report:?}");
+    let probe = ffmpeg
+        .probe(&dir.path().join("320x180/vod.m3u8").display().to_string())
+        .await
+        .expect("probed");
+    assert_eq!(
+        probe.video().map(|v| (v.width, v.height)),
+        Some((Some(320), Some(180)))
+    );
+}
+
+#[tokio::test]
+async fn an_ffmpeg_that_hangs_after_the_stream_is_killed_after_the_grace() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut server = start(config(|_| {}), good_keys()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // ffmpeg finishes, then the wrapper holds stdout open forever.
+    let mut hangs = FfmpegConfig::default();
+    hangs.program = wrapper(
+        dir.path(),
+        "ffmpeg-then-hang",
+        "ffmpeg \"$@\"\nexec sleep 600",
+    );
+    hangs.stop_grace = Duration::from_millis(500);
+
+    let Published {
+        publisher, stream, ..
+    } = publish(&ffmpeg, &mut server, 3).await;
+    let source = server.handle.subscribe(&stream).expect("live");
+    let preview = Preview {
+        width: 160,
+        height: 90,
+        interval: Duration::from_secs(1),
+    };
+    let target = dir.path().join("previews");
+    let job = tokio::spawn(async move { make_previews(source, preview, target, &hangs).await });
+    publisher
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("published");
+    let report = tokio::time::timeout(Duration::from_secs(30), job)
+        .await
+        .expect("the job ended")
+        .expect("joined")
+        .expect("previews");
+    assert!(report.images >= 2, "{report:?}");
+}

@@ -13,6 +13,39 @@ use std::time::Duration;
 /// the PCR (a little behind DTS) never goes negative.
 const TIMESTAMP_OFFSET: u64 = 126_000;
 
+/// No segment grows beyond this, keyframe or not.
+const MAX_SEGMENT_BYTES: usize = 64 << 20;
+
+/// RTMP's 32-bit millisecond timestamps on a 64-bit timeline: wraps (every 49.7 days) are
+/// unwrapped, small steps back (audio and video interleave a little out of order) are kept,
+/// and a jump back of more than 10 s (a publisher that reset its clock) continues just after
+/// the last time, so the output never runs backwards.
+#[derive(Default)]
+struct Timeline {
+    last_raw: Option<u32>,
+    last: u64,
+}
+
+impl Timeline {
+    fn map(&mut self, raw: u32) -> u64 {
+        let mapped = match self.last_raw {
+            None => u64::from(raw),
+            Some(previous) => {
+                // The signed distance, modulo 2^32.
+                let step = i64::from(raw.wrapping_sub(previous) as i32);
+                if step >= -10_000 {
+                    self.last.saturating_add_signed(step)
+                } else {
+                    self.last + 1
+                }
+            }
+        };
+        self.last_raw = Some(raw);
+        self.last = mapped;
+        mapped
+    }
+}
+
 /// A finished MPEG-TS segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -54,6 +87,7 @@ pub struct Segmenter {
     open: Option<OpenSegment>,
     next_index: u64,
     scratch: Vec<u8>,
+    timeline: Timeline,
 }
 
 impl Segmenter {
@@ -70,6 +104,7 @@ impl Segmenter {
             open: None,
             next_index: 0,
             scratch: Vec::new(),
+            timeline: Timeline::default(),
         }
     }
 
@@ -87,15 +122,32 @@ impl Segmenter {
     /// Takes the next frame; returns the segment it completed, if any. A malformed frame is an
     /// error and is skipped; the segmenter stays usable.
     pub fn push(&mut self, frame: &MediaFrame) -> Result<Option<Segment>, CodecError> {
-        let ms = u64::from(frame.timestamp);
+        let ms = self.timeline.map(frame.timestamp);
+        // A segment that keeps growing (no keyframe comes, or the clock jumped back) is cut
+        // anyway: no segment outgrows three targets or MAX_SEGMENT_BYTES.
+        if let Some(open) = &self.open
+            && (ms.saturating_sub(open.start_ms) >= self.target_ms.saturating_mul(3)
+                || open.data.len() >= MAX_SEGMENT_BYTES)
+        {
+            let finished = self.cut(ms);
+            let pushed = self.push_at(frame, ms)?;
+            return Ok(finished.or(pushed));
+        }
+        self.push_at(frame, ms)
+    }
+
+    fn push_at(&mut self, frame: &MediaFrame, ms: u64) -> Result<Option<Segment>, CodecError> {
         match frame.kind {
             MediaKind::Video => {
                 let tag = VideoTag::parse(&frame.data)?;
                 if tag.sequence_header {
                     self.avc = Some(AvcConfig::parse(tag.payload)?);
                     if !self.has_video {
+                        // Video after audio-only segments: close the open one (its tables list
+                        // no video); the next starts at a keyframe with new tables.
                         self.has_video = true;
                         self.writer = TsWriter::new(true, true);
+                        return Ok(self.finish());
                     }
                     return Ok(None);
                 }
@@ -109,13 +161,17 @@ impl Segmenter {
                 self.scratch.clear();
                 avc.annex_b(tag.payload, tag.keyframe, &mut self.scratch)?;
                 let finished = if tag.keyframe { self.cut_at(ms) } else { None };
-                let dts = ms * 90 + TIMESTAMP_OFFSET;
-                let pts = (i64::try_from(dts).unwrap_or(i64::MAX)
+                let decode = ms * 90 + TIMESTAMP_OFFSET;
+                let pts = (i64::try_from(decode).unwrap_or(i64::MAX)
                     + i64::from(tag.composition_offset) * 90)
-                    .max(0);
+                    .max(0)
+                    .unsigned_abs();
+                // A negative composition offset would put presentation before decoding, which
+                // MPEG-TS forbids.
+                let dts = decode.min(pts);
                 let unit = AccessUnit {
                     pid: VIDEO_PID,
-                    pts: pts.unsigned_abs(),
+                    pts,
                     dts,
                     keyframe: tag.keyframe,
                     data: &self.scratch,
@@ -160,8 +216,15 @@ impl Segmenter {
     /// At a point where a segment may start (`ms`): opens the first segment, or closes the open
     /// one and opens the next when it has reached the target duration.
     fn cut_at(&mut self, ms: u64) -> Option<Segment> {
+        match &self.open {
+            Some(open) if ms.saturating_sub(open.start_ms) < self.target_ms => None,
+            _ => self.cut(ms),
+        }
+    }
+
+    /// Closes the open segment, if any, at `ms`, and opens the next one there.
+    fn cut(&mut self, ms: u64) -> Option<Segment> {
         let finished = match &self.open {
-            Some(open) if ms.saturating_sub(open.start_ms) < self.target_ms => return None,
             Some(_) => self.open.take().map(|open| Segment {
                 index: open.index,
                 duration: Duration::from_millis(ms.saturating_sub(open.start_ms)),
@@ -336,6 +399,102 @@ mod tests_segmenter {
             segmenter.open.as_ref().map(|open| open.data.len()),
             before,
             "nothing was written for it"
+        );
+    }
+
+    #[test]
+    fn the_timeline_unwraps_and_never_runs_back_far() {
+        let mut timeline = Timeline::default();
+        assert_eq!(timeline.map(u32::MAX - 40), u64::from(u32::MAX - 40));
+        assert_eq!(timeline.map(u32::MAX), u64::from(u32::MAX));
+        assert_eq!(
+            timeline.map(39),
+            u64::from(u32::MAX) + 40,
+            "across the 32-bit wrap"
+        );
+        assert_eq!(
+            timeline.map(20),
+            u64::from(u32::MAX) + 21,
+            "a small step back is kept"
+        );
+        assert_eq!(
+            timeline.map(20u32.wrapping_sub(60_000)),
+            u64::from(u32::MAX) + 22,
+            "a jump back continues"
+        );
+    }
+
+    #[test]
+    fn a_stream_without_further_keyframes_is_still_cut() {
+        let mut segmenter = Segmenter::new(Duration::from_secs(2), true);
+        headers(&mut segmenter);
+        let mut segments = Vec::new();
+        segments.extend(segmenter.push(&video(0, true)).expect("valid"));
+        for i in 1..500u32 {
+            segments.extend(segmenter.push(&video(i * 40, false)).expect("valid"));
+        }
+        assert!(
+            segments.len() >= 3,
+            "a 20 s GOP still gives segments of at most 6 s"
+        );
+        assert!(
+            segments
+                .iter()
+                .all(|s| s.duration <= Duration::from_secs(6))
+        );
+    }
+
+    #[test]
+    fn a_negative_composition_offset_never_puts_pts_before_dts() {
+        let mut segmenter = Segmenter::new(Duration::from_secs(2), true);
+        headers(&mut segmenter);
+        // Composition offset -40 ms.
+        let data = [0x17, 1, 0xff, 0xff, 0xd8, 0, 0, 0, 2, 0x65, 0x88];
+        let frame = MediaFrame {
+            kind: MediaKind::Video,
+            timestamp: 1000,
+            data: Bytes::copy_from_slice(&data),
+        };
+        assert_eq!(segmenter.push(&frame), Ok(None));
+        let segment = segmenter.finish().expect("a segment");
+        let mut reader =
+            mpeg2ts::pes::PesPacketReader::new(mpeg2ts::ts::TsPacketReader::new(&segment.data[..]));
+        use mpeg2ts::pes::ReadPesPacket;
+        let pes = reader.read_pes_packet().expect("valid").expect("a PES");
+        let (pts, dts) = (
+            pes.header.pts.map(|t| t.as_u64()),
+            pes.header.dts.map(|t| t.as_u64()),
+        );
+        assert!(
+            dts.is_none() || dts <= pts,
+            "PTS {pts:?} before DTS {dts:?}"
+        );
+    }
+
+    #[test]
+    fn video_that_appears_after_audio_closes_the_audio_only_segment() {
+        let mut segmenter = Segmenter::new(Duration::from_secs(2), false);
+        let aac = MediaFrame {
+            kind: MediaKind::Audio,
+            timestamp: 0,
+            data: Bytes::from_static(&[0xaf, 0, 0x12, 0x10]),
+        };
+        assert_eq!(segmenter.push(&aac), Ok(None));
+        assert_eq!(segmenter.push(&audio(0)), Ok(None));
+        let avc = MediaFrame {
+            kind: MediaKind::Video,
+            timestamp: 23,
+            data: Bytes::from_static(&AVC_HEADER),
+        };
+        let closed = segmenter
+            .push(&avc)
+            .expect("valid")
+            .expect("the audio-only segment");
+        assert_eq!(closed.index, 0);
+        assert_eq!(
+            segmenter.push(&video(40, true)),
+            Ok(None),
+            "the next segment opens at a keyframe"
         );
     }
 

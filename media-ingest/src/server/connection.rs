@@ -471,6 +471,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 
     fn media(&self, frame: MediaFrame) {
+        // An empty audio or video message carries nothing to play; relaying it would only let a
+        // publisher fill the frame ring with one-byte chunks.
+        if frame.data.is_empty() {
+            return;
+        }
         if let Role::Publishing { slot, .. } = &self.role {
             slot.push(frame);
         }

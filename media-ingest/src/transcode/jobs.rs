@@ -3,7 +3,7 @@
 
 use super::{
     flv::FlvReader,
-    supervisor::{FfmpegConfig, supervise},
+    supervisor::{FfmpegConfig, Output, supervise},
 };
 use crate::{
     Error, HlsConfig,
@@ -77,11 +77,22 @@ pub async fn package_rendition(
 
     let label = format!("rendition {width}x{height}-{fps}");
     let mut packager = Packager::new(output, hls, true).await?;
-    let (stdout, mut chunks) = mpsc::channel::<Bytes>(64);
+    let (stdout, mut chunks) = mpsc::channel::<Output>(64);
     let supervising = supervise(source, ffmpeg, &label, &args, Some(stdout));
     let packaging = async {
         let mut reader = FlvReader::default();
-        while let Some(chunk) = chunks.recv().await {
+        // After a parse error, ffmpeg's output is ignored until the next process starts.
+        let mut in_sync = true;
+        while let Some(output) = chunks.recv().await {
+            let chunk = match output {
+                Output::Restarted => {
+                    reader = FlvReader::default();
+                    in_sync = true;
+                    continue;
+                }
+                Output::Bytes(chunk) if in_sync => chunk,
+                Output::Bytes(_) => continue,
+            };
             reader.feed(&chunk);
             loop {
                 match reader.next_frame() {
@@ -92,10 +103,8 @@ pub async fn package_rendition(
                     }
                     Ok(None) => break,
                     Err(error) => {
-                        // A restarted ffmpeg starts a new FLV stream.
-                        tracing::debug!(%error, "ffmpeg output resynchronised");
-                        reader = FlvReader::default();
-                        reader.feed(&chunk);
+                        tracing::warn!(job = %label, %error, "ffmpeg's output could not be read; waiting for a restart");
+                        in_sync = false;
                         break;
                     }
                 }
@@ -156,12 +165,20 @@ pub async fn make_previews(
         "pipe:1".into(),
     ];
     let label = format!("previews {}x{}", preview.width, preview.height);
-    let (stdout, mut chunks) = mpsc::channel::<Bytes>(64);
+    let (stdout, mut chunks) = mpsc::channel::<Output>(64);
     let supervising = supervise(source, ffmpeg, &label, &args, Some(stdout));
     let writing = async {
         let mut buffer = BytesMut::new();
         let mut images: Vec<String> = Vec::new();
-        while let Some(chunk) = chunks.recv().await {
+        while let Some(output) = chunks.recv().await {
+            let chunk = match output {
+                // Half an image from the old process is worthless.
+                Output::Restarted => {
+                    buffer.clear();
+                    continue;
+                }
+                Output::Bytes(chunk) => chunk,
+            };
             buffer.extend_from_slice(&chunk);
             while let Some(image) = next_jpeg(&mut buffer) {
                 let name = format!("{}.jpg", images.len());

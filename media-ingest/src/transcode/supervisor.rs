@@ -7,7 +7,7 @@ use bytes::Bytes;
 use std::{path::PathBuf, process::Stdio, time::Duration};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    process::{Child, ChildStdin, Command},
+    process::{Child, ChildStdin, ChildStdout, Command},
     sync::mpsc,
 };
 
@@ -56,6 +56,15 @@ struct Headers {
     audio: Option<MediaFrame>,
 }
 
+/// What a supervised ffmpeg writes on stdout, as its consumer sees it.
+pub(crate) enum Output {
+    /// A new ffmpeg process starts here (after a restart): whatever was half-read belongs to the
+    /// old one; the new one starts its output afresh.
+    Restarted,
+    /// The next bytes.
+    Bytes(Bytes),
+}
+
 /// Feeds `source` to ffmpeg with `output_args` until the stream ends, sending what ffmpeg writes
 /// on stdout to `stdout` (when given). `label` names the job in logs.
 pub(crate) async fn supervise(
@@ -63,38 +72,29 @@ pub(crate) async fn supervise(
     config: &FfmpegConfig,
     label: &str,
     output_args: &[String],
-    stdout: Option<mpsc::Sender<Bytes>>,
+    stdout: Option<mpsc::Sender<Output>>,
 ) -> Result<Supervised, Error> {
     let mut headers = Headers::default();
     let mut restarts = 0;
     loop {
         let mut child = spawn(config, output_args, stdout.is_some(), label)?;
+        if let (true, Some(sender)) = (restarts > 0, &stdout) {
+            let _ = sender.send(Output::Restarted).await;
+        }
         let stdin = child.stdin.take();
-        let output = child.stdout.take();
-        let feeding = feed(&mut source, &mut headers, stdin, restarts > 0);
-        let watching = async {
+        // Forwarded on a task of its own: a hung ffmpeg that holds stdout open must not keep
+        // this loop from killing it.
+        let forwarding = match (child.stdout.take(), stdout.clone()) {
+            (Some(output), Some(sender)) => Some(tokio::spawn(forward(output, sender))),
+            _ => None,
+        };
+        let fed = {
+            let feeding = feed(&mut source, &mut headers, stdin, restarts > 0);
             tokio::select! {
                 fed = feeding => fed,
                 _ = child.wait() => Fed::Broken,
             }
         };
-        let forwarding = async {
-            let (Some(mut output), Some(sender)) = (output, stdout.as_ref()) else {
-                return;
-            };
-            let mut buffer = vec![0u8; 64 << 10];
-            while let Ok(read) = output.read(&mut buffer).await {
-                if read == 0
-                    || sender
-                        .send(Bytes::copy_from_slice(&buffer[..read]))
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
-            }
-        };
-        let (fed, ()) = tokio::join!(watching, forwarding);
         let status = match tokio::time::timeout(config.stop_grace, child.wait()).await {
             Ok(status) => status.ok(),
             Err(_) => {
@@ -103,6 +103,10 @@ pub(crate) async fn supervise(
                 None
             }
         };
+        if let Some(forwarding) = forwarding {
+            // ffmpeg is gone, so its stdout ends.
+            let _ = forwarding.await;
+        }
         match fed {
             Fed::StreamEnded => {
                 if !status.is_some_and(|s| s.success()) {
@@ -142,6 +146,20 @@ pub(crate) async fn supervise(
                     restarts + 1
                 )));
             }
+        }
+    }
+}
+
+async fn forward(mut output: ChildStdout, sender: mpsc::Sender<Output>) {
+    let mut buffer = vec![0u8; 64 << 10];
+    while let Ok(read) = output.read(&mut buffer).await {
+        if read == 0
+            || sender
+                .send(Output::Bytes(Bytes::copy_from_slice(&buffer[..read])))
+                .await
+                .is_err()
+        {
+            return;
         }
     }
 }
