@@ -59,7 +59,8 @@
 //! Every limit is a field of [`IngestConfig`], checked by [`IngestConfig::validate`]: connections
 //! (1,024), handshake time (10 s), publisher silence (30 s), key verification time (10 s), the
 //! largest RTMP message and chunk size (4 MiB), the frames held per stream for its consumers
-//! (1,024) and the GOP cache (8 MiB). Input that breaks them, malformed framing, and chunk
+//! (1,024) and the GOP cache (8 MiB); fixed: AMF0 messages of at most 64 KiB nesting at most 32
+//! levels, and 1,024 commands per connection. Input that breaks them, malformed framing, and chunk
 //! streams interleaved mid-message (which rml_rtmp cannot parse) end that connection only; so
 //! does a panic in the RTMP parser.
 #![forbid(unsafe_code)]
