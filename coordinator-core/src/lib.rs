@@ -4,10 +4,12 @@
 //!
 //! # Status
 //!
-//! **Not built yet.** This release holds the crate's configuration ([`CoordinatorConfig`], read
-//! from exactly the original's environment variables by [`CoordinatorConfig::from_env`]) and error
-//! types ([`Error`], [`ConfigError`]). The control links, the scheduler, the webhooks and the
-//! commands API shown below are the next step and do not exist in this version.
+//! **Partly built.** This release holds the configuration ([`CoordinatorConfig`], read from
+//! exactly the original's environment variables by [`CoordinatorConfig::from_env`]), the error
+//! types ([`Error`], [`ConfigError`]) and the control links' wire protocol without I/O
+//! ([`proto`]: the text format, every message typed per kind of link, the `ERROR` codes, stream
+//! ids). The links themselves, the scheduler, the webhooks and the commands API shown below are
+//! the next steps and do not exist in this version.
 //!
 //! # Parts
 //!
@@ -45,6 +47,7 @@
 mod config;
 mod env;
 mod error;
+pub mod proto;
 
 pub use config::{CommandsAuth, CoordinatorConfig, Secret, TlsConfig, Webhook, WebhookAuth};
 pub use error::{ConfigError, Error};
