@@ -6,10 +6,13 @@
 //!
 //! **Partly built.** This release holds the configuration ([`CoordinatorConfig`], read from
 //! exactly the original's environment variables by [`CoordinatorConfig::from_env`]), the error
-//! types ([`Error`], [`ConfigError`]) and the control links' wire protocol without I/O
-//! ([`proto`]: the text format, every message typed per kind of link, the `ERROR` codes, stream
-//! ids). The links themselves, the scheduler, the webhooks and the commands API shown below are
-//! the next steps and do not exist in this version.
+//! types ([`Error`], [`ConfigError`]), and the coordinator without I/O ([`proto`]): the control
+//! links' text format, every message typed per kind of link, the `ERROR` codes, stream ids, and
+//! the [`proto::Scheduler`] (one publisher per channel, the least-loaded encoder, load released
+//! when a stream closes or a link drops, heartbeats and dead links, the commands API's answers).
+//! The tokio/axum driver around it (control links over WebSocket with their JWT, the webhooks
+//! and their durable outbox, the HTTP commands API, TLS) and the streaming-server and encoder
+//! binaries are the next steps and do not exist in this version.
 //!
 //! # Parts
 //!
