@@ -9,7 +9,9 @@
 //! players are Rust RTMP clients that play and then only count bytes; they run on the same
 //! machine, so they take CPU from the server's cores too.
 
-use media_ingest::{HlsConfig, HlsOutput, IngestConfig, IngestServer, danger::AcceptAnyKey};
+use media_ingest::{
+    HlsConfig, HlsOutput, IngestConfig, IngestEvent, IngestServer, danger::AcceptAnyKey,
+};
 use rml_rtmp::{
     handshake::{Handshake, HandshakeProcessResult, PeerType},
     sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult},
@@ -27,7 +29,8 @@ use std::{
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
-    process::{Child, Command},
+    process::{Child, ChildStdout, Command},
+    sync::mpsc,
 };
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -43,6 +46,7 @@ async fn main() -> Result<(), Failure> {
 }
 
 /// The server under measurement: every key accepted; HLS for every stream when `hls` is given.
+/// It prints `listening rtmp <addr>`, then `published <key>` for each accepted publisher.
 async fn serve(hls: Option<PathBuf>) -> Result<(), Failure> {
     let mut config = IngestConfig::default();
     config.rtmp_listen = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -56,6 +60,14 @@ async fn serve(hls: Option<PathBuf>) -> Result<(), Failure> {
             });
         tokio::spawn(async move { while reports.recv().await.is_some() {} });
     }
+    let mut events = server.handle().events();
+    tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let IngestEvent::PostPublish { stream, .. } = event {
+                println!("published {}", stream.key);
+            }
+        }
+    });
     println!("listening rtmp {}", server.local_addr());
     // Until the parent closes our stdin (or dies).
     let stop = async {
@@ -70,6 +82,25 @@ struct Server {
     child: Child,
     pid: u32,
     addr: SocketAddr,
+    lines: tokio::io::Lines<BufReader<ChildStdout>>,
+}
+
+impl Server {
+    /// Waits until the server has announced `count` accepted publishers.
+    async fn published(&mut self, count: usize) -> Result<(), Failure> {
+        let mut seen = 0;
+        while seen < count {
+            match tokio::time::timeout(Duration::from_secs(60), self.lines.next_line()).await {
+                Ok(Ok(Some(line))) if line.starts_with("published ") => seen += 1,
+                Ok(Ok(Some(_))) => {}
+                Ok(_) => return Err("the server ended".into()),
+                Err(_) => {
+                    return Err(format!("{seen} of {count} publishers accepted within 60 s").into());
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn start_server(hls: Option<&Path>) -> Result<Server, Failure> {
@@ -92,13 +123,13 @@ async fn start_server(hls: Option<&Path>) -> Result<Server, Failure> {
                 child,
                 pid,
                 addr: addr.parse()?,
+                lines,
             });
         }
     }
     Err("the server never announced its address".into())
 }
 
-/// 20 s of 640x360 25 fps H.264 at about 2 Mbps with AAC, to be looped with `-c copy`.
 async fn make_input(dir: &Path) -> Result<PathBuf, Failure> {
     let input = dir.join("input.flv");
     let status = Command::new("ffmpeg")
@@ -166,14 +197,16 @@ fn usage(pid: u32) -> Result<(f64, u64), Failure> {
 async fn players(max: usize) -> Result<(), Failure> {
     let dir = tempdir()?;
     let input = make_input(&dir).await?;
-    let server = start_server(None).await?;
+    let mut server = start_server(None).await?;
     let url = format!("rtmp://{}/live/load", server.addr);
     let _publisher = publish(&input, &url)?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.published(1).await?;
 
     let received = Arc::new(AtomicU64::new(0));
     let playing = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
+    // Each player says once whether it got to play.
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel::<bool>();
+    let mut failed = 0;
     println!(
         "players  playing  server CPU %  delivered Mbps  per player kbps  CPU % per Gbps  server RSS MiB"
     );
@@ -182,22 +215,28 @@ async fn players(max: usize) -> Result<(), Failure> {
         .into_iter()
         .filter(|n| *n <= max)
     {
+        let new = target - started;
         while started < target {
-            let (received, playing, failed) = (
+            let (received, playing, started_tx) = (
                 Arc::clone(&received),
                 Arc::clone(&playing),
-                Arc::clone(&failed),
+                started_tx.clone(),
             );
             let addr = server.addr;
-            tokio::spawn(async move {
-                if player(addr, "load", &received, &playing).await.is_err() {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            });
+            tokio::spawn(
+                async move { player(addr, "load", &received, &playing, &started_tx).await },
+            );
             started += 1;
         }
-        // Let them connect and settle, then measure over a window.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Measure once every new player is playing (or has failed to).
+        for _ in 0..new {
+            match tokio::time::timeout(Duration::from_secs(60), started_rx.recv()).await {
+                Ok(Some(true)) => {}
+                Ok(Some(false)) => failed += 1,
+                _ => return Err("players did not answer within 60 s".into()),
+            }
+        }
+        // The measurement window.
         let (cpu_before, _) = usage(server.pid)?;
         let bytes_before = received.load(Ordering::Relaxed);
         let window = Instant::now();
@@ -213,10 +252,9 @@ async fn players(max: usize) -> Result<(), Failure> {
             cpu / (mbps / 1000.0).max(1e-9),
             rss as f64 / (1 << 20) as f64
         );
-        if cpu > 160.0 || failed.load(Ordering::Relaxed) > 0 {
+        if cpu > 160.0 || failed > 0 {
             println!(
-                "stopping: server CPU above 80 % of both cores, or players failing ({} failed)",
-                failed.load(Ordering::Relaxed)
+                "stopping: server CPU above 80 % of both cores, or players failing ({failed} failed)"
             );
             break;
         }
@@ -226,13 +264,31 @@ async fn players(max: usize) -> Result<(), Failure> {
     Ok(())
 }
 
-/// An RTMP player that plays `key` and then only counts what arrives.
+/// A player of `key`: it plays, says so on `started`, then only counts what arrives.
 async fn player(
     addr: SocketAddr,
     key: &str,
     received: &AtomicU64,
     playing: &AtomicUsize,
-) -> Result<(), Failure> {
+    started: &mpsc::UnboundedSender<bool>,
+) {
+    let Ok((mut stream, mut buffer)) = play(addr, key).await else {
+        let _ = started.send(false);
+        return;
+    };
+    playing.fetch_add(1, Ordering::Relaxed);
+    let _ = started.send(true);
+    while let Ok(read) = stream.read(&mut buffer).await {
+        if read == 0 {
+            break;
+        }
+        received.fetch_add(read as u64, Ordering::Relaxed);
+    }
+    playing.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Connects, completes the handshake, connects to `live` and plays `key`.
+async fn play(addr: SocketAddr, key: &str) -> Result<(TcpStream, Vec<u8>), Failure> {
     let mut stream = TcpStream::connect(addr).await?;
     let mut handshake = Handshake::new(PeerType::Client);
     stream
@@ -285,15 +341,7 @@ async fn player(
         matches!(e, ClientSessionEvent::PlaybackRequestAccepted)
     })
     .await?;
-    playing.fetch_add(1, Ordering::Relaxed);
-    loop {
-        let read = stream.read(&mut buffer).await?;
-        if read == 0 {
-            playing.fetch_sub(1, Ordering::Relaxed);
-            return Err("the server closed".into());
-        }
-        received.fetch_add(read as u64, Ordering::Relaxed);
-    }
+    Ok((stream, buffer))
 }
 
 async fn send(stream: &mut TcpStream, results: Vec<ClientSessionResult>) -> Result<(), Failure> {
@@ -334,7 +382,7 @@ async fn publishers(count: usize) -> Result<(), Failure> {
     let dir = tempdir()?;
     let input = make_input(&dir).await?;
     let hls = dir.join("hls");
-    let server = start_server(Some(&hls)).await?;
+    let mut server = start_server(Some(&hls)).await?;
     let mut children = Vec::new();
     for n in 0..count {
         children.push(publish(
@@ -342,8 +390,9 @@ async fn publishers(count: usize) -> Result<(), Failure> {
             &format!("rtmp://{}/live/publisher-{n}", server.addr),
         )?);
     }
-    println!("{count} publishers at ~2 Mbps each, HLS packaging on; settling 10 s …");
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    server.published(count).await?;
+    println!("{count} publishers at ~2 Mbps each accepted, HLS packaging on; measuring 10 s …");
+    // The measurement window.
     let (cpu_before, _) = usage(server.pid)?;
     let window = Instant::now();
     tokio::time::sleep(Duration::from_secs(10)).await;

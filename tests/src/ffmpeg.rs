@@ -177,6 +177,26 @@ impl Ffmpeg {
         self.start(args.map(String::from).to_vec())
     }
 
+    /// Plays `url` (an RTMP stream, a playlist …) for `duration` as a player would, copying
+    /// what arrives into the FLV file `output`; returns when ffmpeg has finished.
+    pub async fn record(&self, url: &str, duration: Duration, output: &Path) -> Result<()> {
+        let seconds = format!("{:.3}", duration.as_secs_f64());
+        let args = [
+            "-i",
+            url,
+            "-t",
+            &seconds,
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            &output.display().to_string(),
+        ];
+        self.start(args.map(String::from).to_vec())?
+            .finish(duration + Duration::from_secs(60))
+            .await
+    }
+
     /// Runs ffmpeg with `args` (after `-hide_banner -nostdin -y -loglevel warning`).
     pub fn start(&self, args: Vec<String>) -> Result<FfmpegRun> {
         let mut command = Command::new(&self.ffmpeg);

@@ -33,21 +33,8 @@ async fn ffmpeg_publishes_a_player_gets_the_stream_and_the_lifecycle_is_the_seed
 
     let dir = tempfile::tempdir().expect("temp dir");
     let received = dir.path().join("played.flv");
-    let args = [
-        "-i",
-        &url,
-        "-t",
-        "3",
-        "-c",
-        "copy",
-        "-f",
-        "flv",
-        &received.display().to_string(),
-    ];
     ffmpeg
-        .start(args.map(String::from).to_vec())
-        .expect("player")
-        .finish(Duration::from_secs(60))
+        .record(&url, Duration::from_secs(3), &received)
         .await
         .expect("played");
     let probe = ffmpeg
@@ -478,21 +465,8 @@ async fn a_player_that_stops_reading_never_stalls_the_publisher_or_other_players
     // A normal player, at the same time, gets 4 s of the stream in full.
     let dir = tempfile::tempdir().expect("temp dir");
     let received = dir.path().join("played.flv");
-    let args = [
-        "-i",
-        &url,
-        "-t",
-        "4",
-        "-c",
-        "copy",
-        "-f",
-        "flv",
-        &received.display().to_string(),
-    ];
     ffmpeg
-        .start(args.map(String::from).to_vec())
-        .expect("player")
-        .finish(Duration::from_secs(60))
+        .record(&url, Duration::from_secs(4), &received)
         .await
         .expect("played");
     let probe = ffmpeg

@@ -130,20 +130,10 @@ async fn ffmpeg_killed_mid_stream_is_restarted_and_the_job_goes_on() {
     let mut server = start(config(|_| {}), good_keys()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     // The first ffmpeg is killed after 1.5 s; the next ones run normally.
-    let wrapper = dir.path().join("ffmpeg-killed-once");
-    let marker = dir.path().join("first-run-done");
-    let script = format!(
-        "#!/bin/sh\nif [ ! -e '{m}' ]; then touch '{m}'; exec timeout -s KILL 1.5 ffmpeg \"$@\"; fi\nexec ffmpeg \"$@\"\n",
-        m = marker.display()
-    );
-    std::fs::write(&wrapper, script).expect("written");
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("executable");
+    let killed_once = wrapper(dir.path(), "ffmpeg-killed-once", KILLED_ONCE_AFTER_1_5_S);
+    let marker = dir.path().join("ffmpeg-killed-once.marker");
     let mut ffmpeg_config = FfmpegConfig::default();
-    ffmpeg_config.program = wrapper;
+    ffmpeg_config.program = killed_once;
     ffmpeg_config.restart_backoff = Duration::from_millis(100);
 
     let Published {
@@ -200,6 +190,9 @@ async fn a_missing_ffmpeg_is_a_clear_error() {
         .expect("published");
 }
 
+/// The first run is killed after 1.5 s (marked by `{marker}`); later runs are ffmpeg itself.
+const KILLED_ONCE_AFTER_1_5_S: &str = "if [ ! -e '{marker}' ]; then touch '{marker}'; exec timeout -s KILL 1.5 ffmpeg \"$@\"; fi\nexec ffmpeg \"$@\"";
+
 /// A wrapper around ffmpeg, written into `dir`, running `script` (with `"$@"` for ffmpeg's
 /// arguments); `{marker}` in it names a file of `dir`.
 fn wrapper(dir: &std::path::Path, name: &str, script: &str) -> std::path::PathBuf {
@@ -226,11 +219,7 @@ async fn a_rendition_survives_its_ffmpeg_being_killed() {
     let mut server = start(config(|_| {}), good_keys()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut killed_once = FfmpegConfig::default();
-    killed_once.program = wrapper(
-        dir.path(),
-        "ffmpeg-killed-once",
-        "if [ ! -e '{marker}' ]; then touch '{marker}'; exec timeout -s KILL 2 ffmpeg \"$@\"; fi\nexec ffmpeg \"$@\"",
-    );
+    killed_once.program = wrapper(dir.path(), "ffmpeg-killed-once", KILLED_ONCE_AFTER_1_5_S);
     killed_once.restart_backoff = Duration::from_millis(100);
 
     let Published {
@@ -259,7 +248,7 @@ async fn a_rendition_survives_its_ffmpeg_being_killed() {
         .await
         .expect("published");
     let report = job.await.expect("joined").expect("packaged");
-    // Segments kept coming after the restart at 2 s of 8.
+    // Segments kept coming after the restart at 1.5 s of 8.
     assert!(report.duration >= Duration::from_secs(5), "{report:?}");
     let probe = ffmpeg
         .probe(&dir.path().join("320x180/vod.m3u8").display().to_string())
