@@ -86,6 +86,15 @@ pub enum Action {
         /// The publisher's address.
         user_ip: String,
     },
+    /// A stream was accepted: remember it durably, so that its `stream-closed` can be sent
+    /// even if the coordinator restarts before the stream ends. The [`StreamEvent::Closed`]
+    /// callback for it forgets it.
+    StreamStarted {
+        /// The channel.
+        channel: String,
+        /// The stream.
+        stream_id: String,
+    },
     /// Tell the application (through the durable callback outbox).
     Callback(StreamEvent),
 }

@@ -4,6 +4,7 @@
 mod actions;
 mod control;
 mod message;
+mod report;
 mod scheduler;
 
 pub use actions::{Action, Grant, LinkId, ServerAddress, StreamEvent, VerificationId};
@@ -12,4 +13,5 @@ pub use control::{
     StreamSelector, valid_id,
 };
 pub use message::{ControlMessage, MAX_MESSAGE_BYTES, MessageError};
-pub use scheduler::{CapacityReport, Scheduler, SchedulerConfig};
+pub use report::{ActiveStream, CapacityReport, ClusterReport, EncoderReport, StreamingServer};
+pub use scheduler::{Scheduler, SchedulerConfig};

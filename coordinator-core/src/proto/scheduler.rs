@@ -15,7 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::actions::{LinkId, VerificationId};
+use super::{
+    actions::{LinkId, VerificationId},
+    report::{ActiveStream, CapacityReport, ClusterReport, EncoderReport, StreamingServer},
+};
 
 /// The scheduler's timing and limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,17 +77,6 @@ pub struct Scheduler {
     next_verification: VerificationId,
     ids: StreamIds,
     actions: VecDeque<Action>,
-}
-
-/// `GET /commands/capacity`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CapacityReport {
-    /// Active streams.
-    pub load: u32,
-    /// Total capacity; -1 is unlimited.
-    pub capacity: i64,
-    /// Registered encoders.
-    pub encoder_count: usize,
 }
 
 impl Scheduler {
@@ -346,6 +338,10 @@ impl Scheduler {
                 encoder: Some(encoder),
             },
         );
+        self.actions.push_back(Action::StreamStarted {
+            channel: channel.clone(),
+            stream_id: stream_id.clone(),
+        });
         self.send(
             server,
             Outbound::PublishAccept {
@@ -490,6 +486,52 @@ impl Scheduler {
             load: encoders.iter().map(|l| l.load).sum(),
             capacity: if unlimited { -1 } else { total },
             encoder_count: encoders.len(),
+        }
+    }
+
+    /// `GET /commands/report`.
+    pub fn report(&self) -> ClusterReport {
+        let mut active_streams: Vec<ActiveStream> = self
+            .streams
+            .iter()
+            .map(|(id, stream)| ActiveStream {
+                channel: stream.channel.clone(),
+                stream_id: id.clone(),
+                streaming_server: stream.server,
+                encoder: stream.encoder,
+            })
+            .collect();
+        active_streams.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+        let streaming_servers = self
+            .links
+            .iter()
+            .filter(|(_, link)| link.role != LinkRole::Encoder)
+            .map(|(id, link)| StreamingServer {
+                id: *id,
+                address: link.address.clone(),
+                role: link.role,
+            })
+            .collect();
+        let encoders = self
+            .links
+            .iter()
+            .filter(|(_, link)| link.role == LinkRole::Encoder)
+            .filter_map(|(id, link)| {
+                let capacity = match link.capacity? {
+                    Capacity::Unlimited => -1,
+                    Capacity::Limited(n) => i64::from(n),
+                };
+                Some(EncoderReport {
+                    id: *id,
+                    capacity,
+                    load: link.load,
+                })
+            })
+            .collect();
+        ClusterReport {
+            active_streams,
+            streaming_servers,
+            encoders,
         }
     }
 

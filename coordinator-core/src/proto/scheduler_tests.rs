@@ -59,11 +59,13 @@ fn publish(world: &mut World, channel: &str) -> String {
         .scheduler
         .handle_verdict(*verification, Some(Grant::default()), T0_MS, 7);
     let actions = drain(&mut world.scheduler);
-    let Some(Action::Send {
-        message: Outbound::PublishAccept { stream_id, .. },
-        ..
-    }) = actions.first()
-    else {
+    let Some(stream_id) = actions.iter().find_map(|action| match action {
+        Action::Send {
+            message: Outbound::PublishAccept { stream_id, .. },
+            ..
+        } => Some(stream_id),
+        _ => None,
+    }) else {
         panic!("expected an accept, got {actions:?}")
     };
     stream_id.clone()
@@ -107,6 +109,10 @@ fn an_accepted_publisher_gets_a_stream_id_and_the_least_loaded_encoder_starts() 
     assert_eq!(
         actions,
         vec![
+            Action::StreamStarted {
+                channel: "ch".into(),
+                stream_id: expected_id.clone()
+            },
             Action::Send {
                 link: w.server,
                 message: Outbound::PublishAccept {
@@ -425,4 +431,44 @@ fn the_close_command_kills_one_or_every_stream_of_a_channel() {
         -1,
         "capacity 0 is unlimited"
     );
+}
+
+#[test]
+fn the_report_lists_streams_by_their_own_id_with_server_and_encoder() {
+    let mut w = world("3");
+    let first = publish(&mut w, "alpha");
+    let report = w.scheduler.report();
+    assert_eq!(
+        report.active_streams,
+        vec![crate::proto::ActiveStream {
+            channel: "alpha".into(),
+            stream_id: first.clone(),
+            streaming_server: Some(w.server),
+            encoder: Some(w.encoder),
+        }]
+    );
+    assert_eq!(report.streaming_servers.len(), 1);
+    assert_eq!(report.streaming_servers[0].id, w.server);
+    assert_eq!(report.streaming_servers[0].role, LinkRole::RtmpServer);
+    assert_eq!(
+        report.encoders,
+        vec![crate::proto::EncoderReport {
+            id: w.encoder,
+            capacity: 3,
+            load: 1
+        }]
+    );
+
+    // The publisher leaves: the stream stays active, without a server, until it is closed.
+    let end = format!("PUBLISH-END\nStream-Channel: alpha\nStream-ID: {first}");
+    w.scheduler.handle_message(w.server, &end, w.now);
+    drain(&mut w.scheduler);
+    let report = w.scheduler.report();
+    assert_eq!(report.active_streams[0].streaming_server, None);
+    let closed = format!("STREAM-CLOSED\nStream-Channel: alpha\nStream-ID: {first}");
+    w.scheduler.handle_message(w.encoder, &closed, w.now);
+    drain(&mut w.scheduler);
+    let report = w.scheduler.report();
+    assert!(report.active_streams.is_empty());
+    assert_eq!(report.encoders[0].load, 0);
 }
