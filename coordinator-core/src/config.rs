@@ -36,11 +36,15 @@ pub struct CoordinatorConfig {
     pub log_debug: bool,
     /// `ID_MAX_LENGTH`: the longest channel id and stream key. Default 128.
     pub id_max_length: usize,
-    /// How often each side of a control link sends `HEARTBEAT`. Default 20 s (the original's).
+    /// `HEARTBEAT_SECONDS` (ours): how often each side of a control link sends `HEARTBEAT`.
+    /// Default 20 s (the original's).
     pub heartbeat_interval: Duration,
-    /// A control link silent this long is dropped and its load released. Default 60 s.
+    /// `LINK_TIMEOUT_SECONDS` (ours): a control link silent this long is dropped and its load
+    /// released. Default 60 s.
     pub link_timeout: Duration,
-    /// First delay before a failed event callback is retried (then backing off). Default 10 s.
+    /// `EVENT_CALLBACK_RETRY_SECONDS` (ours): the first delay before a failed event callback is
+    /// retried; each further failure doubles it, up to 5 minutes. Default 10 s (the original
+    /// retried every 10 s).
     pub callback_retry_interval: Duration,
 }
 
@@ -97,6 +101,23 @@ pub enum WebhookAuth {
         /// `*_AUTH_CUSTOM`.
         value: Secret,
     },
+}
+
+impl WebhookAuth {
+    /// The `Authorization` header value to send, if any.
+    pub fn header_value(&self) -> Option<String> {
+        use base64::Engine as _;
+        match self {
+            Self::None => None,
+            Self::Basic { user, password } => {
+                let pair = format!("{user}:{}", password.expose());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                Some(format!("Basic {encoded}"))
+            }
+            Self::Bearer { token } => Some(format!("Bearer {}", token.expose())),
+            Self::Custom { value } => Some(value.expose().to_owned()),
+        }
+    }
 }
 
 /// How commands-API requests must authenticate.

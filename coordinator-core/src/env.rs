@@ -204,19 +204,17 @@ impl CoordinatorConfig {
                 .parse()
                 .map_err(|_| invalid("BIND_ADDRESS", value, "not an IP address"))?,
         };
-        let timeout = vars.number(
-            "KEY_VERIFICATION_TIMEOUT_SECONDS",
-            defaults.key_verification_timeout.as_secs_f64(),
-        )?;
+        let seconds = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+            let value = vars.number(name, default.as_secs_f64())?;
+            Duration::try_from_secs_f64(value)
+                .map_err(|_| invalid(name, &value.to_string(), "not a duration"))
+        };
         let config = Self {
             key_verification: webhook(&vars, &KEY_VERIFICATION)?,
-            key_verification_timeout: Duration::try_from_secs_f64(timeout).map_err(|_| {
-                invalid(
-                    "KEY_VERIFICATION_TIMEOUT_SECONDS",
-                    &timeout.to_string(),
-                    "not a duration",
-                )
-            })?,
+            key_verification_timeout: seconds(
+                "KEY_VERIFICATION_TIMEOUT_SECONDS",
+                defaults.key_verification_timeout,
+            )?,
             event_callback: webhook(&vars, &EVENT_CALLBACK)?,
             commands_auth: commands_auth(&vars)?,
             control_secret: vars.get("CONTROL_SECRET").map(Secret::new),
@@ -226,7 +224,12 @@ impl CoordinatorConfig {
             log_requests: vars.yes_no("LOG_REQUESTS", defaults.log_requests)?,
             log_debug: vars.yes_no("LOG_DEBUG", defaults.log_debug)?,
             id_max_length: vars.number("ID_MAX_LENGTH", defaults.id_max_length)?,
-            ..defaults
+            callback_retry_interval: seconds(
+                "EVENT_CALLBACK_RETRY_SECONDS",
+                defaults.callback_retry_interval,
+            )?,
+            heartbeat_interval: seconds("HEARTBEAT_SECONDS", defaults.heartbeat_interval)?,
+            link_timeout: seconds("LINK_TIMEOUT_SECONDS", defaults.link_timeout)?,
         };
         config.validate()?;
         Ok(config)
@@ -386,8 +389,14 @@ mod reading {
             ("COMMANDS_API_AUTH", "Bearer"),
             ("COMMANDS_API_AUTH_TOKEN", "tok"),
             ("KEY_VERIFICATION_TIMEOUT_SECONDS", "2.5"),
+            ("EVENT_CALLBACK_RETRY_SECONDS", "0.2"),
+            ("HEARTBEAT_SECONDS", "1"),
+            ("LINK_TIMEOUT_SECONDS", "3"),
         ])
         .expect("valid");
+        assert_eq!(config.callback_retry_interval, Duration::from_millis(200));
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(config.link_timeout, Duration::from_secs(3));
         assert_eq!(config.bind_address.to_string(), "127.0.0.1");
         assert!(!config.log_requests && config.log_debug);
         assert_eq!(config.id_max_length, 64);
@@ -402,6 +411,28 @@ mod reading {
             })
         );
         assert_eq!(config.key_verification_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn webhook_auth_becomes_the_authorization_header() {
+        let basic = WebhookAuth::Basic {
+            user: "Aladdin".into(),
+            password: Secret::new("open sesame"),
+        };
+        // RFC 7617's example.
+        assert_eq!(
+            basic.header_value().as_deref(),
+            Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")
+        );
+        let bearer = WebhookAuth::Bearer {
+            token: Secret::new("t"),
+        };
+        assert_eq!(bearer.header_value().as_deref(), Some("Bearer t"));
+        let custom = WebhookAuth::Custom {
+            value: Secret::new("Key abc"),
+        };
+        assert_eq!(custom.header_value().as_deref(), Some("Key abc"));
+        assert_eq!(WebhookAuth::None.header_value(), None);
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod config;
 mod env;
 mod error;
 pub mod proto;
+pub mod store;
 
 pub use config::{CommandsAuth, CoordinatorConfig, Secret, TlsConfig, Webhook, WebhookAuth};
 pub use error::{ConfigError, Error};
