@@ -42,4 +42,10 @@ pub enum Error {
     /// A socket or file operation failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The durable store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// An HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
 }

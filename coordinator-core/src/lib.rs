@@ -51,7 +51,9 @@ mod config;
 mod env;
 mod error;
 pub mod proto;
+mod server;
 pub mod store;
 
 pub use config::{CommandsAuth, CoordinatorConfig, Secret, TlsConfig, Webhook, WebhookAuth};
 pub use error::{ConfigError, Error};
+pub use server::{Coordinator, MAX_RETRY_DELAY};

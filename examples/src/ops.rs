@@ -20,8 +20,13 @@ pub enum LogFormat {
 
 /// Starts logging to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing(format: LogFormat) {
+    init_tracing_with_default(format, "info");
+}
+
+/// Starts logging to stderr, filtered by `RUST_LOG` (default `default_filter`).
+pub fn init_tracing_with_default(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     // Colours only on a terminal: a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
