@@ -72,6 +72,7 @@ mod events;
 pub mod hls;
 mod media;
 mod options;
+mod relay;
 mod server;
 mod streams;
 mod transcode;
@@ -84,6 +85,9 @@ pub use events::{IngestEvent, SessionId};
 pub use hls::{HlsFinished, HlsOutput, HlsReport, package_hls};
 pub use media::{MediaFrame, MediaKind};
 pub use options::OptionsError;
+pub use relay::{Relay, RelayPublisher};
+/// A stream's `onMetaData`, as publishers send it (rml_rtmp's type).
+pub use rml_rtmp::sessions::StreamMetadata;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use server::fuzz_connection;

@@ -17,7 +17,7 @@ use std::{
     fmt,
     sync::{Arc, Mutex, MutexGuard, OnceLock},
 };
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 /// What a cached frame costs beyond its bytes (the shared frame and its place in the cache),
 /// charged against the GOP cache's bound.
@@ -85,6 +85,9 @@ struct StreamState {
 /// A stream being published.
 struct LiveStream {
     state: Mutex<StreamState>,
+    /// Raised to make the publisher leave (the operator ended the stream). A permit is kept
+    /// when nobody waits yet, so a request is never lost.
+    end: Arc<Notify>,
 }
 
 impl LiveStream {
@@ -133,6 +136,7 @@ impl Streams {
         };
         let stream = Arc::new(LiveStream {
             state: Mutex::new(state),
+            end: Arc::new(Notify::new()),
         });
         live.insert(name.clone(), Arc::clone(&stream));
         Some(PublisherSlot {
@@ -168,6 +172,17 @@ impl Streams {
     pub(crate) fn names(&self) -> Vec<StreamName> {
         self.live().keys().cloned().collect()
     }
+
+    /// Asks the publisher of `name` to leave; `false` if nobody publishes it.
+    pub(crate) fn end(&self, name: &StreamName) -> bool {
+        match self.live().get(name) {
+            Some(stream) => {
+                stream.end.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A publisher's hold on its stream name; dropping it ends the stream.
@@ -187,6 +202,11 @@ impl PublisherSlot {
 
     pub(crate) fn set_metadata(&self, metadata: StreamMetadata) {
         self.stream.state().metadata = Some(metadata);
+    }
+
+    /// Notified when the stream is to end ([`Streams::end`]): the publisher should leave.
+    pub(crate) fn end_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.stream.end)
     }
 
     /// Hands a frame to every consumer; never waits.

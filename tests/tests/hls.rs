@@ -4,7 +4,7 @@ mod ingest_support;
 
 use harness::{Ffmpeg, TestSignal, peer};
 use ingest_support::{KEY, Published, config, expect_event, good_keys, publish, start};
-use media_ingest::{HlsConfig, HlsOutput, IngestEvent, package_hls};
+use media_ingest::{HlsConfig, HlsOutput, IngestEvent, hls::SegmentProgress, package_hls};
 use std::{path::Path, time::Duration};
 
 fn playlist_seconds(path: &Path) -> (m3u8_rs::MediaPlaylist, f64) {
@@ -26,7 +26,9 @@ async fn a_published_stream_becomes_valid_live_vod_and_master_playlists() {
     };
     let mut server = start(config(|_| {}), good_keys()).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = HlsOutput::new(dir.path().join("stream-1"));
+    let mut output = HlsOutput::new(dir.path().join("stream-1"));
+    let (progress, mut segments_written) = SegmentProgress::new();
+    output.progress = Some(progress);
     let mut hls = HlsConfig::default();
     hls.live_window = 3;
 
@@ -43,13 +45,21 @@ async fn a_published_stream_becomes_valid_live_vod_and_master_playlists() {
     };
     let subscription = server.handle.subscribe(&stream).expect("live");
     let packaging = tokio::spawn(async move { package_hls(subscription, output, &hls).await });
+    // The first segment is announced once the live playlist that lists it can be read.
+    segments_written
+        .wait_for(|n| *n >= 1)
+        .await
+        .expect("a segment");
+    let out = dir.path().join("stream-1");
+    let (first, _) = playlist_seconds(&out.join("live.m3u8"));
+    assert!(!first.segments.is_empty());
     publisher
         .finish(Duration::from_secs(60))
         .await
         .expect("published");
     let report = packaging.await.expect("joined").expect("packaged");
+    assert_eq!(*segments_written.borrow(), report.segments);
 
-    let out = dir.path().join("stream-1");
     assert_eq!(report.skipped_frames, 0);
     assert!(report.segments >= 3, "{report:?}");
     let published = signal.duration.as_secs_f64();

@@ -12,7 +12,7 @@ use tokio::{
 
 mod ingest_support;
 
-use ingest_support::{KEY, config, expect_event, good_keys, lifecycle, start};
+use ingest_support::{KEY, Published, config, expect_event, good_keys, lifecycle, publish, start};
 
 #[tokio::test]
 async fn ffmpeg_publishes_a_player_gets_the_stream_and_the_lifecycle_is_the_seeds() {
@@ -520,4 +520,35 @@ async fn a_deeply_nested_command_is_refused_instead_of_overflowing_the_stack() {
     assert!(error.contains("nests deeper than 32"), "{error}");
     // The process is alive and serving.
     drop(handshaken(server.addr).await);
+}
+
+#[tokio::test]
+async fn ending_a_stream_disconnects_its_publisher_and_frees_the_name() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut server = start(config(|_| {}), good_keys()).await;
+    let Published {
+        mut publisher,
+        stream,
+        session,
+    } = publish(&ffmpeg, &mut server, 60).await;
+
+    assert!(server.handle.end_stream(&stream));
+    let done = expect_event(&mut server.events, |e| {
+        matches!(e, IngestEvent::DonePublish { .. })
+    })
+    .await;
+    assert_eq!(done.session(), session);
+    // ffmpeg sees its connection end long before its minute of signal is over.
+    let status = publisher
+        .wait(Duration::from_secs(20))
+        .await
+        .expect("ffmpeg ended");
+    assert!(!status.success(), "ffmpeg was cut off: {status}");
+    assert!(server.handle.live_streams().is_empty());
+    assert!(
+        !server.handle.end_stream(&stream),
+        "nobody publishes it now"
+    );
 }

@@ -13,6 +13,6 @@ mod ts;
 
 pub use codec::CodecError;
 pub(crate) use packager::Packager;
-pub use packager::{HlsOutput, HlsReport, package_hls};
+pub use packager::{HlsOutput, HlsReport, SegmentProgress, package_hls};
 pub use segmenter::{Segment, Segmenter};
 pub use service::HlsFinished;

@@ -9,8 +9,10 @@ use super::{
 use crate::{Error, HlsConfig, media::MediaFrame, streams::Subscription};
 use std::{
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
+use tokio::sync::watch;
 
 /// Where one stream's HLS files go, and their names. Segments are `<index>.ts` beside the
 /// playlists.
@@ -27,7 +29,35 @@ pub struct HlsOutput {
     pub vod_playlist: Option<String>,
     /// The master playlist. Default `master.m3u8`.
     pub master_playlist: Option<String>,
+    /// Told the number of segments written after each one is in place (playlists included).
+    /// Default none.
+    pub progress: Option<SegmentProgress>,
 }
+
+/// Counts the segments a packager has written, for whoever waits for the first one (an encoder
+/// announces a stream once its playlist can be read). Cheap to clone; all clones count together.
+#[derive(Debug, Clone)]
+pub struct SegmentProgress(Arc<watch::Sender<u64>>);
+
+impl SegmentProgress {
+    /// A counter at 0, and a receiver that sees it change.
+    pub fn new() -> (Self, watch::Receiver<u64>) {
+        let (sender, receiver) = watch::channel(0);
+        (Self(Arc::new(sender)), receiver)
+    }
+
+    fn set(&self, segments: u64) {
+        self.0.send_replace(segments);
+    }
+}
+
+impl PartialEq for SegmentProgress {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SegmentProgress {}
 
 impl HlsOutput {
     /// The default names in `dir`, with a VOD recording.
@@ -37,6 +67,7 @@ impl HlsOutput {
             live_playlist: "live.m3u8".into(),
             vod_playlist: Some("vod.m3u8".into()),
             master_playlist: Some("master.m3u8".into()),
+            progress: None,
         }
     }
 }
@@ -151,6 +182,9 @@ impl Packager {
         }
         publish(&self.output, &mut self.playlists, segment, ended).await?;
         self.segments += 1;
+        if let Some(progress) = &self.output.progress {
+            progress.set(self.segments);
+        }
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ use std::{
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    sync::{broadcast, watch},
+    sync::{Notify, broadcast, watch},
     time::timeout,
 };
 
@@ -179,8 +179,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         loop {
             // Players legitimately send next to nothing; everyone else must keep talking.
             let playing = matches!(self.role, Role::Playing { .. });
+            let end = match &self.role {
+                Role::Publishing { slot, .. } => Some(slot.end_signal()),
+                _ => None,
+            };
             tokio::select! {
                 _ = shutdown.changed() => return Ok(()),
+                () = ended(end.as_deref()) => {
+                    tracing::info!(session = self.id, client = %self.client, "stream ended by request; disconnecting its publisher");
+                    return Ok(());
+                }
                 read = read_within(&mut self.io, &mut buffer, (!playing).then_some(idle)) => {
                     let read = read?;
                     if read == 0 {
@@ -560,6 +568,14 @@ async fn read_within<S: AsyncRead + Unpin>(
             .await
             .map_err(|_| ConnectionError::Idle(idle))?
             .map_err(ConnectionError::Io),
+    }
+}
+
+/// Resolves when a publisher is asked to leave; never without one.
+async fn ended(end: Option<&Notify>) {
+    match end {
+        Some(end) => end.notified().await,
+        None => std::future::pending().await,
     }
 }
 

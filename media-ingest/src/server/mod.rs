@@ -160,6 +160,12 @@ impl IngestHandle {
     pub fn live_streams(&self) -> Vec<StreamName> {
         self.streams.names()
     }
+
+    /// Disconnects the publisher of `stream` (an operator's or coordinator's kill): its stream
+    /// ends as if it had left. `false` if nobody publishes it.
+    pub fn end_stream(&self, stream: &StreamName) -> bool {
+        self.streams.end(stream)
+    }
 }
 
 /// Runs the connection loop over arbitrary bytes, for the fuzz target: the bytes arrive as the
