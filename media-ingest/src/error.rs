@@ -1,4 +1,5 @@
-/// An invalid [`IngestConfig`](crate::IngestConfig) or [`HlsConfig`](crate::HlsConfig).
+/// An invalid [`IngestConfig`](crate::IngestConfig), [`HlsConfig`](crate::HlsConfig) or
+/// [`PullConfig`](crate::PullConfig).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -27,4 +28,7 @@ pub enum Error {
     /// ffmpeg could not be started, or kept failing.
     #[error("ffmpeg: {0}")]
     Ffmpeg(String),
+    /// An RTMP pull ([`RtmpPull`](crate::RtmpPull)) failed.
+    #[error("RTMP pull: {0}")]
+    Pull(#[from] crate::PullError),
 }

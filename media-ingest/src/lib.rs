@@ -72,6 +72,7 @@ mod events;
 pub mod hls;
 mod media;
 mod options;
+mod pull;
 mod relay;
 mod server;
 mod streams;
@@ -85,6 +86,10 @@ pub use events::{IngestEvent, SessionId};
 pub use hls::{HlsFinished, HlsOutput, HlsReport, package_hls};
 pub use media::{MediaFrame, MediaKind};
 pub use options::OptionsError;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use pull::fuzz_pull_session;
+pub use pull::{PullConfig, PullError, Pulled, RtmpPull};
 pub use relay::{Relay, RelayPublisher};
 /// A stream's `onMetaData`, as publishers send it (rml_rtmp's type).
 pub use rml_rtmp::sessions::StreamMetadata;

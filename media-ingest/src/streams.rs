@@ -15,7 +15,10 @@ use rml_rtmp::sessions::StreamMetadata;
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    sync::{
+        Arc, Mutex, MutexGuard, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 use tokio::sync::{Notify, broadcast};
 
@@ -88,6 +91,9 @@ struct LiveStream {
     /// Raised to make the publisher leave (the operator ended the stream). A permit is kept
     /// when nobody waits yet, so a request is never lost.
     end: Arc<Notify>,
+    /// Bumped each time the metadata changes, so that players are sent the new one; read
+    /// without the lock on every frame.
+    metadata_version: AtomicU64,
 }
 
 impl LiveStream {
@@ -137,6 +143,7 @@ impl Streams {
         let stream = Arc::new(LiveStream {
             state: Mutex::new(state),
             end: Arc::new(Notify::new()),
+            metadata_version: AtomicU64::new(0),
         });
         live.insert(name.clone(), Arc::clone(&stream));
         Some(PublisherSlot {
@@ -153,6 +160,8 @@ impl Streams {
         let state = stream.state();
         let options = state.options.clone()?;
         let receiver = state.sender.as_ref()?.subscribe();
+        // What the consumer can read now counts as seen (a player is sent it on play).
+        let metadata_seen = stream.metadata_version.load(Ordering::Acquire);
         let mut start = Vec::with_capacity(state.gop.len() + 2);
         start.extend(state.video_header.iter().cloned());
         start.extend(state.audio_header.iter().cloned());
@@ -165,6 +174,7 @@ impl Streams {
             receiver,
             waiting_for_keyframe: false,
             skipped: 0,
+            metadata_seen,
         })
     }
 
@@ -201,7 +211,9 @@ impl PublisherSlot {
     }
 
     pub(crate) fn set_metadata(&self, metadata: StreamMetadata) {
-        self.stream.state().metadata = Some(metadata);
+        let mut state = self.stream.state();
+        state.metadata = Some(metadata);
+        self.stream.metadata_version.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Notified when the stream is to end ([`Streams::end`]): the publisher should leave.
@@ -274,6 +286,7 @@ pub struct Subscription {
     receiver: broadcast::Receiver<Arc<SharedFrame>>,
     waiting_for_keyframe: bool,
     skipped: u64,
+    metadata_seen: u64,
 }
 
 impl Subscription {
@@ -321,6 +334,17 @@ impl Subscription {
         self.stream.state().metadata.clone()
     }
 
+    /// The metadata, if it changed since this consumer subscribed or last asked: players are
+    /// sent it before their next frame.
+    pub(crate) fn changed_metadata(&mut self) -> Option<StreamMetadata> {
+        let version = self.stream.metadata_version.load(Ordering::Acquire);
+        if version == self.metadata_seen {
+            return None;
+        }
+        self.metadata_seen = version;
+        self.stream.state().metadata.clone()
+    }
+
     /// Frames this consumer missed by falling behind.
     pub fn skipped(&self) -> u64 {
         self.skipped
@@ -361,6 +385,28 @@ mod tests_streams {
             timestamp: 0,
             data: Bytes::from_static(&[0x17, 0, 0, 0, 0]),
         }
+    }
+
+    #[test]
+    fn consumers_learn_of_metadata_that_arrives_or_changes_after_they_started() {
+        let streams = Streams::new(16, 1 << 20);
+        let slot = streams.claim(&name()).expect("free");
+        slot.verified(PublishOptions::default());
+        let mut early = streams.subscribe(&name()).expect("live");
+        assert_eq!(early.changed_metadata(), None);
+        let mut metadata = StreamMetadata::new();
+        metadata.video_width = Some(640);
+        slot.set_metadata(metadata.clone());
+        assert_eq!(early.changed_metadata(), Some(metadata.clone()));
+        assert_eq!(early.changed_metadata(), None, "once per change");
+        // A consumer that starts now reads it with metadata(): nothing new to tell it.
+        let mut late = streams.subscribe(&name()).expect("live");
+        assert_eq!(late.metadata(), Some(metadata.clone()));
+        assert_eq!(late.changed_metadata(), None);
+        metadata.video_width = Some(1280);
+        slot.set_metadata(metadata.clone());
+        assert_eq!(late.changed_metadata(), Some(metadata.clone()));
+        assert_eq!(early.changed_metadata(), Some(metadata));
     }
 
     #[tokio::test]

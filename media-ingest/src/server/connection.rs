@@ -1,16 +1,16 @@
 //! One RTMP connection: handshake, then the session loop of a publisher or a player.
 
 use super::{
+    Context,
     chunks::{OUTBOUND_CHUNK_SIZE, SHARED_STREAM_ID, chunk},
     guard::{ChunkGuard, FramingError},
     handshake::handshake,
 };
 use crate::{
-    IngestConfig,
     events::{IngestEvent, SessionId},
     media::{MediaFrame, MediaKind},
-    streams::{PublisherSlot, SharedFrame, StreamName, Streams, Subscription},
-    verify::{KeyVerifier, PublishRequest, VerifyError},
+    streams::{PublisherSlot, SharedFrame, StreamName, Subscription},
+    verify::{PublishRequest, VerifyError},
 };
 use rml_rtmp::{
     chunk_io::Packet,
@@ -26,7 +26,7 @@ use std::{
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    sync::{Notify, broadcast, watch},
+    sync::{Notify, watch},
     time::timeout,
 };
 
@@ -34,21 +34,6 @@ const READ_BUFFER: usize = 16 << 10;
 /// A peer that accepts no bytes for this long is dropped (a stalled player never blocks others,
 /// but its task and socket should not linger).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What a connection shares with the server.
-pub(crate) struct Context {
-    pub(crate) config: IngestConfig,
-    pub(crate) verifier: Arc<dyn KeyVerifier>,
-    pub(crate) streams: Streams,
-    pub(crate) events: broadcast::Sender<IngestEvent>,
-}
-
-impl Context {
-    pub(crate) fn emit(&self, event: IngestEvent) {
-        // Err only means nobody subscribes.
-        let _ = self.events.send(event);
-    }
-}
 
 /// Why a connection ended other than by a clean close.
 #[derive(Debug, thiserror::Error)]
@@ -490,9 +475,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 
     async fn send_frame(&mut self, shared: Arc<SharedFrame>) -> Result<(), ConnectionError> {
-        let Role::Playing { stream_id, .. } = self.role else {
+        let Role::Playing {
+            stream_id,
+            ref mut subscription,
+            ..
+        } = self.role
+        else {
             return Ok(());
         };
+        // A player that started before the publisher's metadata (or when it changes) gets it
+        // before the next frame.
+        if let Some(metadata) = subscription.changed_metadata() {
+            let packet = self
+                .session
+                .send_metadata(stream_id, &metadata)
+                .map_err(session_error)?;
+            self.write(&packet).await?;
+        }
         // The chunks of the common case are made once and shared by every player.
         let bytes = if stream_id == SHARED_STREAM_ID {
             shared.rtmp_chunks()

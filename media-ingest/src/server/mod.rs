@@ -3,7 +3,7 @@
 mod amf0;
 pub(crate) mod chunks;
 mod connection;
-mod guard;
+pub(crate) mod guard;
 mod handshake;
 
 use crate::{
@@ -12,7 +12,6 @@ use crate::{
     streams::{StreamName, Streams, Subscription},
     verify::KeyVerifier,
 };
-use connection::Context;
 use std::{
     future::Future,
     net::SocketAddr,
@@ -30,6 +29,21 @@ use tokio::{
 
 /// How long connections get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a connection shares with the server.
+pub(crate) struct Context {
+    pub(crate) config: IngestConfig,
+    pub(crate) verifier: Arc<dyn KeyVerifier>,
+    pub(crate) streams: Streams,
+    pub(crate) events: broadcast::Sender<IngestEvent>,
+}
+
+impl Context {
+    pub(crate) fn emit(&self, event: IngestEvent) {
+        // Err only means nobody subscribes.
+        let _ = self.events.send(event);
+    }
+}
 
 /// An RTMP ingest server bound to its address; [`IngestServer::run`] serves it.
 pub struct IngestServer {
