@@ -158,11 +158,13 @@ pub(crate) async fn deliver(
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
+        let mut delivered = Vec::new();
         for (queued, result) in results {
             let recorded = match result {
                 Ok(()) => {
                     metrics::counter!("coordinator_callbacks_delivered_total").increment(1);
-                    store.delivered(queued.seq).await
+                    delivered.push(queued.seq);
+                    Ok(())
                 }
                 Err(Failure::Permanent(error)) => {
                     tracing::error!(
@@ -170,7 +172,8 @@ pub(crate) async fn deliver(
                         "event callback cannot be sent at all; dropped"
                     );
                     metrics::counter!("coordinator_callbacks_dropped_total").increment(1);
-                    store.delivered(queued.seq).await
+                    delivered.push(queued.seq);
+                    Ok(())
                 }
                 Err(Failure::Retry(error)) => {
                     let attempts = queued.attempts.saturating_add(1);
@@ -189,6 +192,10 @@ pub(crate) async fn deliver(
             if let Err(error) = recorded {
                 tracing::error!(%error, event_id = %queued.event_id, "cannot update the outbox");
             }
+        }
+        if let Err(error) = store.delivered(&delivered).await {
+            // They will be sent again, with the same event ids.
+            tracing::error!(%error, count = delivered.len(), "cannot remove delivered events");
         }
     }
 }

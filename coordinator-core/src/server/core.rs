@@ -5,9 +5,9 @@ use super::callbacks::now_ms;
 use crate::{
     proto::{
         Action, CapacityReport, ClusterReport, Grant, LinkId, LinkRole, Scheduler, ServerAddress,
-        StreamEvent, StreamSelector, VerificationId,
+        StreamSelector, VerificationId,
     },
-    store::Store,
+    store::{Change, Store},
 };
 use media_ingest::{KeyVerifier, PublishOptions, PublishRequest, Rendition};
 use std::{
@@ -21,6 +21,8 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 /// Messages queued for one link's writer. A link that lets this many pile up is too slow to
 /// be a control link and is closed.
 pub(crate) const LINK_QUEUE: usize = 256;
+/// Commands handled before their changes are committed together.
+const BATCH: usize = 256;
 
 /// What a link's writer is to do.
 #[derive(Debug)]
@@ -79,7 +81,16 @@ impl Core {
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
                 command = queue.recv() => match command {
-                    Some(command) => self.handle(command),
+                    Some(command) => {
+                        self.handle(command);
+                        // Whatever else is queued joins this batch: one commit for all of it.
+                        for _ in 1..BATCH {
+                            match queue.try_recv() {
+                                Ok(command) => self.handle(command),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => return,
                 },
                 () = sleep_until(deadline) => self.scheduler.handle_timeout(Instant::now()),
@@ -136,10 +147,33 @@ impl Core {
         }
     }
 
-    /// Carries out every pending action, in order: a stream is remembered before its publisher
-    /// hears it was accepted.
+    /// Carries out every pending action. Changes to the durable state are committed first,
+    /// in one transaction, then messages go out in the scheduler's order: a stream is
+    /// remembered before its publisher hears it was accepted, and no message overtakes another.
     async fn carry_out(&mut self) {
+        let mut changes = Vec::new();
+        let mut outgoing = Vec::new();
         while let Some(action) = self.scheduler.poll_action() {
+            match action {
+                Action::VerifyKey {
+                    verification,
+                    channel,
+                    key,
+                    user_ip,
+                } => self.verify(verification, channel, key, &user_ip),
+                Action::StreamStarted { channel, stream_id } => {
+                    metrics::counter!("coordinator_streams_accepted_total").increment(1);
+                    changes.push(Change::StreamStarted { channel, stream_id });
+                }
+                Action::Callback(event) => {
+                    tracing::info!(?event, "stream event");
+                    changes.push(Change::Event(event));
+                }
+                send_or_close => outgoing.push(send_or_close),
+            }
+        }
+        self.commit(&changes).await;
+        for action in outgoing {
             match action {
                 Action::Send { link, message } => {
                     let Some(writer) = self.links.get(&link) else {
@@ -149,7 +183,7 @@ impl Core {
                         .try_send(LinkOut::Text(message.to_message().to_text()))
                         .is_err()
                     {
-                        // Full (a writer that stopped reading) or gone: either way the link is
+                        // Full (a peer that stopped reading) or gone: either way the link is
                         // over. Dropping the sender ends its writer; its reader reports Closed.
                         tracing::warn!(link, "control link too slow or gone; closing it");
                         self.links.remove(&link);
@@ -161,37 +195,29 @@ impl Core {
                         let _ = writer.try_send(LinkOut::Close(reason));
                     }
                 }
-                Action::VerifyKey {
-                    verification,
-                    channel,
-                    key,
-                    user_ip,
-                } => self.verify(verification, channel, key, &user_ip),
-                Action::StreamStarted { channel, stream_id } => {
-                    metrics::counter!("coordinator_streams_accepted_total").increment(1);
-                    if let Some(durable) = &self.durable {
-                        let result = durable
-                            .store
-                            .stream_started(&channel, &stream_id, now_ms())
-                            .await;
-                        if let Err(error) = result {
-                            tracing::error!(%error, %stream_id, "cannot remember a stream");
-                        }
-                    }
-                }
-                Action::Callback(event) => self.callback(event).await,
+                _ => {}
             }
         }
     }
 
-    async fn callback(&self, event: StreamEvent) {
-        tracing::info!(?event, "stream event");
+    async fn commit(&self, changes: &[Change]) {
         let Some(durable) = &self.durable else {
             return;
         };
-        match durable.store.enqueue(&event, now_ms()).await {
-            Ok(()) => durable.wake.notify_one(),
-            Err(error) => tracing::error!(%error, ?event, "cannot queue an event callback"),
+        if changes.is_empty() {
+            return;
+        }
+        match durable.store.record(changes, now_ms()).await {
+            Ok(()) => {
+                if changes.iter().any(|c| matches!(c, Change::Event(_))) {
+                    durable.wake.notify_one();
+                }
+            }
+            Err(error) => {
+                // Nothing else can hold these: say exactly what was lost.
+                metrics::counter!("coordinator_store_errors_total").increment(1);
+                tracing::error!(%error, ?changes, "cannot record stream changes");
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use crate::{
 use axum::{
     Router,
     routing::{get, post},
+    serve::ListenerExt as _,
 };
 use media_ingest::{KeyVerifier, WebhookVerifier, danger::AcceptAnyKey};
 use std::{
@@ -29,6 +30,7 @@ use tokio::{
 };
 
 pub use callbacks::MAX_RETRY_DELAY;
+pub(crate) use callbacks::now_ms;
 
 /// Commands waiting for the core (link messages, verdicts, API calls).
 const CORE_QUEUE: usize = 4096;
@@ -199,6 +201,13 @@ impl Coordinator {
             router = router.layer(axum::middleware::from_fn(http::log_request));
         }
         let mut stopping_http = stopping.clone();
+        // Control links are request/response on small messages: Nagle's algorithm and delayed
+        // ACKs would add ~40 ms to every round trip.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -1,7 +1,7 @@
 //! The behaviour every [`Store`] must have, as one suite that each implementation runs
 //! (`conformance` feature; the PostgreSQL run lives in the workspace's `tests` crate).
 
-use super::{Store, event_id};
+use super::{Change, Store, event_id};
 use crate::proto::StreamEvent;
 
 fn available(stream_id: &str, resolution: &str) -> StreamEvent {
@@ -27,6 +27,7 @@ pub async fn run(store: &dyn Store) {
     a_failed_event_holds_back_later_events_of_its_stream_only(store).await;
     duplicates_are_queued_once(store).await;
     streams_active_at_a_restart_get_their_stream_closed(store).await;
+    a_batch_of_changes_applies_in_order(store).await;
 }
 
 async fn events_come_out_in_order_with_their_ids(store: &dyn Store) {
@@ -53,12 +54,12 @@ async fn events_come_out_in_order_with_their_ids(store: &dyn Store) {
     assert!(due[0].seq < due[1].seq);
     assert_eq!(store.due(1_000, 1).await.expect("read").len(), 1, "limit");
 
-    store.delivered(due[0].seq).await.expect("delivered");
-    store.delivered(due[1].seq).await.expect("delivered");
+    store.delivered(&[due[0].seq]).await.expect("delivered");
+    store.delivered(&[due[1].seq]).await.expect("delivered");
     let due = store.due(1_000, 10).await.expect("read");
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].event, closed("s1"));
-    store.delivered(due[0].seq).await.expect("delivered");
+    store.delivered(&[due[0].seq]).await.expect("delivered");
     assert_eq!(store.queued().await.expect("counted"), 0);
     assert_eq!(store.next_due().await.expect("read"), None);
 }
@@ -76,7 +77,7 @@ async fn a_failed_event_holds_back_later_events_of_its_stream_only(store: &dyn S
         .retry_at(due[0].seq, 1, 5_000)
         .await
         .expect("rescheduled");
-    store.delivered(due[1].seq).await.expect("delivered");
+    store.delivered(&[due[1].seq]).await.expect("delivered");
 
     assert!(
         store.due(4_999, 10).await.expect("read").is_empty(),
@@ -87,10 +88,10 @@ async fn a_failed_event_holds_back_later_events_of_its_stream_only(store: &dyn S
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].attempts, due[0].due_ms), (1, 5_000));
     assert_eq!(due[0].event, available("s3", "ORIGINAL"));
-    store.delivered(due[0].seq).await.expect("delivered");
+    store.delivered(&[due[0].seq]).await.expect("delivered");
     let due = store.due(5_000, 10).await.expect("read");
     assert_eq!(due[0].event, closed("s3"));
-    store.delivered(due[0].seq).await.expect("delivered");
+    store.delivered(&[due[0].seq]).await.expect("delivered");
 }
 
 async fn duplicates_are_queued_once(store: &dyn Store) {
@@ -104,7 +105,7 @@ async fn duplicates_are_queued_once(store: &dyn Store) {
         .expect("queued");
     assert_eq!(store.queued().await.expect("counted"), 1);
     let due = store.due(3_001, 10).await.expect("read");
-    store.delivered(due[0].seq).await.expect("delivered");
+    store.delivered(&[due[0].seq]).await.expect("delivered");
 }
 
 async fn streams_active_at_a_restart_get_their_stream_closed(store: &dyn Store) {
@@ -136,8 +137,42 @@ async fn streams_active_at_a_restart_get_their_stream_closed(store: &dyn Store) 
     let events: Vec<_> = due.iter().map(|q| q.event.clone()).collect();
     assert_eq!(events, vec![closed("s7"), closed("s6")]);
     for queued in due {
-        store.delivered(queued.seq).await.expect("delivered");
+        store.delivered(&[queued.seq]).await.expect("delivered");
     }
+    assert_eq!(store.queued().await.expect("counted"), 0);
+}
+
+async fn a_batch_of_changes_applies_in_order(store: &dyn Store) {
+    let started = |stream_id: &str| Change::StreamStarted {
+        channel: "ch".into(),
+        stream_id: stream_id.into(),
+    };
+    let batch = [
+        started("s8"),
+        Change::Event(available("s8", "ORIGINAL")),
+        Change::Event(closed("s8")),
+        started("s10"),
+    ];
+    store.record(&batch, 6_000).await.expect("recorded");
+    store.record(&[], 6_000).await.expect("nothing to record");
+    // s8 was closed within the batch; only s10 is still active.
+    assert_eq!(
+        store
+            .close_remembered_streams(6_000)
+            .await
+            .expect("replayed"),
+        1
+    );
+    let due = store.due(6_000, 10).await.expect("read");
+    let events: Vec<_> = due.iter().map(|q| q.event.clone()).collect();
+    assert_eq!(events, vec![available("s8", "ORIGINAL"), closed("s10")]);
+    let seqs: Vec<i64> = due.iter().map(|q| q.seq).collect();
+    store.delivered(&seqs).await.expect("delivered");
+    let due = store.due(6_000, 10).await.expect("read");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].event, closed("s8"));
+    store.delivered(&[due[0].seq]).await.expect("delivered");
+    store.delivered(&[]).await.expect("nothing delivered");
     assert_eq!(store.queued().await.expect("counted"), 0);
 }
 

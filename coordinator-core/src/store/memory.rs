@@ -1,4 +1,4 @@
-use super::{QueuedEvent, Store, StoreError, event_id};
+use super::{Change, QueuedEvent, Store, StoreError, event_id};
 use crate::proto::StreamEvent;
 use async_trait::async_trait;
 use std::{
@@ -66,20 +66,16 @@ fn stream_of(event: &StreamEvent) -> &str {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn stream_started(
-        &self,
-        channel: &str,
-        stream_id: &str,
-        _now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.state()
-            .streams
-            .insert(stream_id.to_owned(), channel.to_owned());
-        Ok(())
-    }
-
-    async fn enqueue(&self, event: &StreamEvent, now_ms: i64) -> Result<(), StoreError> {
-        self.state().push(event.clone(), now_ms);
+    async fn record(&self, changes: &[Change], now_ms: i64) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for change in changes {
+            match change {
+                Change::StreamStarted { channel, stream_id } => {
+                    state.streams.insert(stream_id.clone(), channel.clone());
+                }
+                Change::Event(event) => state.push(event.clone(), now_ms),
+            }
+        }
         Ok(())
     }
 
@@ -114,8 +110,11 @@ impl Store for MemoryStore {
         Ok(self.state().outbox.values().map(|q| q.due_ms).min())
     }
 
-    async fn delivered(&self, seq: i64) -> Result<(), StoreError> {
-        self.state().outbox.remove(&seq);
+    async fn delivered(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for seq in seqs {
+            state.outbox.remove(seq);
+        }
         Ok(())
     }
 

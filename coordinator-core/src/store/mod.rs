@@ -53,20 +53,47 @@ pub fn event_id(event: &StreamEvent) -> String {
     }
 }
 
+/// One change to the durable state; [`Store::record`] applies several in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// Remember an accepted stream until its `stream-closed` is queued.
+    StreamStarted {
+        /// The channel.
+        channel: String,
+        /// The stream.
+        stream_id: String,
+    },
+    /// Queue an event for delivery (an event already queued with the same id is left alone).
+    /// A `stream-closed` also forgets its stream.
+    Event(StreamEvent),
+}
+
 /// Durable coordinator state. Methods are atomic: a crash leaves each either done or not.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Applies `changes`, in order, in one transaction (the coordinator commits everything a
+    /// burst of control messages changed at once).
+    async fn record(&self, changes: &[Change], now_ms: i64) -> Result<(), StoreError>;
+
     /// Remembers an accepted stream until its `stream-closed` is queued.
     async fn stream_started(
         &self,
         channel: &str,
         stream_id: &str,
         now_ms: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let change = Change::StreamStarted {
+            channel: channel.to_owned(),
+            stream_id: stream_id.to_owned(),
+        };
+        self.record(&[change], now_ms).await
+    }
 
-    /// Queues `event` for delivery at `now_ms` (an event already queued with the same id is
-    /// left alone). Queuing a `stream-closed` forgets its stream in the same transaction.
-    async fn enqueue(&self, event: &StreamEvent, now_ms: i64) -> Result<(), StoreError>;
+    /// Queues `event` for delivery at `now_ms`; see [`Change::Event`].
+    async fn enqueue(&self, event: &StreamEvent, now_ms: i64) -> Result<(), StoreError> {
+        self.record(&[Change::Event(event.clone())], now_ms).await
+    }
 
     /// At start-up: queues `stream-closed` for every stream still remembered (they were active
     /// when the coordinator stopped) and forgets them. Returns how many.
@@ -79,8 +106,8 @@ pub trait Store: Send + Sync + 'static {
     /// When the earliest queued event is due, if any is queued.
     async fn next_due(&self) -> Result<Option<i64>, StoreError>;
 
-    /// The event was delivered: it leaves the outbox.
-    async fn delivered(&self, seq: i64) -> Result<(), StoreError>;
+    /// These events were delivered: they leave the outbox.
+    async fn delivered(&self, seqs: &[i64]) -> Result<(), StoreError>;
 
     /// A delivery failed: try again at `due_ms`.
     async fn retry_at(&self, seq: i64, attempts: u32, due_ms: i64) -> Result<(), StoreError>;

@@ -1,13 +1,13 @@
 //! The SQL stores: SQLite (one file, the default) and PostgreSQL. The statements are the same
 //! for both (`$N` parameters, `ON CONFLICT DO NOTHING`); only the pool differs.
 
-use super::{QueuedEvent, Store, StoreError, event_id};
+use super::{Change, QueuedEvent, Store, StoreError, event_id};
 use crate::proto::StreamEvent;
 use async_trait::async_trait;
 use sqlx::{
     PgPool, Row, SqlitePool,
     postgres::PgPoolOptions,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use std::{path::Path, time::Duration};
 
@@ -66,6 +66,8 @@ const INSERT_EVENT: &str = "INSERT INTO coordinator_outbox
     (event_id, event_type, channel, stream_id, stream_type, resolution, index_file, attempts, due_ms)
     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)
     ON CONFLICT (event_id) DO NOTHING";
+const REMEMBER_STREAM: &str = "INSERT INTO coordinator_streams (stream_id, channel, started_ms)
+    VALUES ($1, $2, $3) ON CONFLICT (stream_id) DO NOTHING";
 const FORGET_STREAM: &str = "DELETE FROM coordinator_streams WHERE stream_id = $1";
 const DUE: &str = "SELECT seq, event_id, event_type, channel, stream_id, stream_type, resolution,
         index_file, attempts, due_ms
@@ -108,16 +110,30 @@ macro_rules! insert_event {
     }};
 }
 
-/// Queues an event and, for `stream-closed`, forgets its stream: one transaction.
-macro_rules! enqueue_in {
-    ($pool:expr, $event:expr, $now_ms:expr) => {{
+/// Applies changes in one transaction.
+macro_rules! record_in {
+    ($pool:expr, $changes:expr, $now_ms:expr) => {{
         let mut tx = $pool.begin().await?;
-        insert_event!($event, $now_ms).execute(&mut *tx).await?;
-        if let StreamEvent::Closed { stream_id, .. } = $event {
-            sqlx::query(FORGET_STREAM)
-                .bind(stream_id.clone())
-                .execute(&mut *tx)
-                .await?;
+        for change in $changes {
+            match change {
+                Change::StreamStarted { channel, stream_id } => {
+                    sqlx::query(REMEMBER_STREAM)
+                        .bind(stream_id.clone())
+                        .bind(channel.clone())
+                        .bind($now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Change::Event(event) => {
+                    insert_event!(event, $now_ms).execute(&mut *tx).await?;
+                    if let StreamEvent::Closed { stream_id, .. } = event {
+                        sqlx::query(FORGET_STREAM)
+                            .bind(stream_id.clone())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
         }
         tx.commit().await?;
     }};
@@ -197,6 +213,10 @@ impl SqlStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // Committed rows survive a crash of the process; only a power loss can take back
+            // the last commits (WAL with synchronous=NORMAL), for one fsync per checkpoint
+            // instead of one per event.
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -254,27 +274,10 @@ impl SqlStore {
 
 #[async_trait]
 impl Store for SqlStore {
-    async fn stream_started(
-        &self,
-        channel: &str,
-        stream_id: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let sql = "INSERT INTO coordinator_streams (stream_id, channel, started_ms)
-            VALUES ($1, $2, $3) ON CONFLICT (stream_id) DO NOTHING";
-        on_pool!(&self.pool, |pool| {
-            sqlx::query(sql)
-                .bind(stream_id.to_owned())
-                .bind(channel.to_owned())
-                .bind(now_ms)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    async fn enqueue(&self, event: &StreamEvent, now_ms: i64) -> Result<(), StoreError> {
-        on_pool!(&self.pool, |pool| enqueue_in!(pool, event, now_ms));
+    async fn record(&self, changes: &[Change], now_ms: i64) -> Result<(), StoreError> {
+        if !changes.is_empty() {
+            on_pool!(&self.pool, |pool| record_in!(pool, changes, now_ms));
+        }
         Ok(())
     }
 
@@ -283,13 +286,16 @@ impl Store for SqlStore {
         let streams: Vec<(String, String)> = on_pool!(&self.pool, |pool| sqlx::query_as(sql)
             .fetch_all(pool)
             .await?);
-        for (stream_id, channel) in &streams {
-            let event = StreamEvent::Closed {
-                channel: channel.clone(),
-                stream_id: stream_id.clone(),
-            };
-            on_pool!(&self.pool, |pool| enqueue_in!(pool, &event, now_ms));
-        }
+        let closes: Vec<Change> = streams
+            .iter()
+            .map(|(stream_id, channel)| {
+                Change::Event(StreamEvent::Closed {
+                    channel: channel.clone(),
+                    stream_id: stream_id.clone(),
+                })
+            })
+            .collect();
+        self.record(&closes, now_ms).await?;
         Ok(streams.len())
     }
 
@@ -318,10 +324,17 @@ impl Store for SqlStore {
         Ok(due)
     }
 
-    async fn delivered(&self, seq: i64) -> Result<(), StoreError> {
+    async fn delivered(&self, seqs: &[i64]) -> Result<(), StoreError> {
         let sql = "DELETE FROM coordinator_outbox WHERE seq = $1";
+        if seqs.is_empty() {
+            return Ok(());
+        }
         on_pool!(&self.pool, |pool| {
-            sqlx::query(sql).bind(seq).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            for seq in seqs {
+                sqlx::query(sql).bind(*seq).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
