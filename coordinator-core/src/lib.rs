@@ -50,6 +50,7 @@
 mod config;
 mod env;
 mod error;
+pub mod peers;
 pub mod proto;
 mod server;
 pub mod store;

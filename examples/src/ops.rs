@@ -1,12 +1,14 @@
 //! What every binary needs to be operable: structured logs, metrics, health, graceful shutdown,
 //! and an announcement of each bound address.
 
-use axum::{Router, routing::get};
+use axum::{Router, extract::Query, http::StatusCode, routing::get};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::{
     io::{IsTerminal, Write},
     net::SocketAddr,
+    time::Duration,
 };
+use tokio::sync::watch;
 
 /// How logs are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -50,6 +52,31 @@ pub fn ops_routes(metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/healthz", get(async || "ok"))
         .route("/metrics", get(async move || metrics.render()))
+}
+
+/// `GET /readyz`: 200 `ready` once `ready` holds true, else 503. With `?wait_seconds=N` (at
+/// most 60) the answer waits up to N seconds for readiness, so a supervisor or a test can wait
+/// for it without polling.
+pub fn readiness_route(ready: watch::Receiver<bool>) -> Router {
+    #[derive(serde::Deserialize)]
+    struct Wait {
+        wait_seconds: Option<u64>,
+    }
+    Router::new().route(
+        "/readyz",
+        get(move |Query(wait): Query<Wait>| {
+            let mut ready = ready.clone();
+            async move {
+                let patience = Duration::from_secs(wait.wait_seconds.unwrap_or(0).min(60));
+                let became = tokio::time::timeout(patience, ready.wait_for(|r| *r)).await;
+                if matches!(became, Ok(Ok(_))) {
+                    (StatusCode::OK, "ready\n")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                }
+            }
+        }),
+    )
 }
 
 /// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.

@@ -229,7 +229,7 @@ impl Link {
                 value.parse().expect("value"),
             );
         }
-        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
         Ok(Self { socket })
     }
 
@@ -335,4 +335,46 @@ pub async fn command(
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(serde_json::Value::Null);
     (status, body)
+}
+
+/// The `hls-encoder` binary for the coordinator at `addr`, writing under `root`.
+pub fn hls_encoder(addr: SocketAddr, root: &Path, capacity: i64) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hls-encoder"));
+    command
+        .env("RUST_LOG", "info,coordinator_core=debug,media_ingest=info")
+        .env("COORDINATOR_URL", format!("ws://{addr}"))
+        .env("CONTROL_SECRET", SECRET)
+        .env("ENCODER_ROOT", root)
+        .env("ENCODER_CAPACITY", capacity.to_string())
+        .env("HLS_SEGMENT_SECONDS", "1")
+        .env("OPS_LISTEN", "127.0.0.1:0");
+    command
+}
+
+/// The `rtmp-server` binary for the coordinator at `addr`, on 127.0.0.1:0.
+pub fn rtmp_server(addr: SocketAddr) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rtmp-server"));
+    command
+        .env("RUST_LOG", "info,coordinator_core=debug,media_ingest=info")
+        .env("COORDINATOR_URL", format!("ws://{addr}"))
+        .env("CONTROL_SECRET", SECRET)
+        .env("RTMP_LISTEN", "127.0.0.1:0")
+        .env("OPS_LISTEN", "127.0.0.1:0");
+    command
+}
+
+/// Starts a peer binary and waits (without polling: `/readyz?wait_seconds`) until its
+/// coordinator link is up.
+pub async fn start_peer(command: Command, listeners: &[&str]) -> ServerProcess {
+    let process = ServerProcess::spawn(command, listeners)
+        .await
+        .expect("peer started");
+    let ops = process.addr("ops").expect("ops announced");
+    let ready = http::client()
+        .get(format!("http://{ops}/readyz?wait_seconds=15"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(ready.status(), 200, "not ready:\n{}", process.output());
+    process
 }
