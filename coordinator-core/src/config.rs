@@ -242,9 +242,9 @@ impl CoordinatorConfig {
         }
         if let Some(tls) = &self.tls {
             ensure(
-                tls.port != self.http_port,
+                tls.port != self.http_port || tls.port == 0,
                 "tls.port",
-                "different from http_port",
+                "different from http_port (or both 0, two free ports)",
                 tls.port,
             )?;
         }

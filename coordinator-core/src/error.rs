@@ -45,6 +45,9 @@ pub enum Error {
     /// The durable store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// An HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(String),

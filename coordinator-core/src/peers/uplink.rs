@@ -6,22 +6,27 @@ use crate::{
     proto::{ControlMessage, LinkRole, MAX_MESSAGE_BYTES},
 };
 use futures::{SinkExt as _, StreamExt as _};
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 use tokio::{
     sync::{mpsc, watch},
     time::Instant,
 };
-use tokio_tungstenite::tungstenite::{
-    Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+use tokio_tungstenite::{
+    Connector,
+    tungstenite::{
+        Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig,
+    },
 };
 
 /// How a peer reaches its coordinator.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct UplinkConfig {
-    /// The coordinator's base URL, `ws://host:port`; the control path is added. (`wss://` needs
-    /// a TLS-enabled build of the link, which this version does not have.)
+    /// The coordinator's base URL, `ws://host:port` or `wss://host:port`; the control path is
+    /// added.
     pub coordinator_url: String,
+    /// For `wss://`: the CA certificates (PEM) to trust instead of the system's.
+    pub ca_file: Option<std::path::PathBuf>,
     /// `CONTROL_SECRET`, which signs the link's token.
     pub secret: Secret,
     /// Extra upgrade headers: a streaming server's `x-external-ip`, `x-custom-port`,
@@ -42,6 +47,7 @@ impl UplinkConfig {
     pub fn new(coordinator_url: impl Into<String>, secret: Secret) -> Self {
         Self {
             coordinator_url: coordinator_url.into(),
+            ca_file: None,
             secret,
             headers: Vec::new(),
             heartbeat_interval: Duration::from_secs(20),
@@ -83,6 +89,8 @@ impl Uplink {
         role: LinkRole,
         shutdown: watch::Receiver<bool>,
     ) -> (Self, mpsc::Receiver<UplinkEvent>) {
+        // wss:// without a CA file uses the default provider with the system's roots.
+        crate::server::install_crypto_provider();
         let (outbound, queue) = mpsc::channel(256);
         let (events, received) = mpsc::channel(256);
         let (connected_tx, connected) = watch::channel(false);
@@ -138,6 +146,26 @@ pub fn control_token(
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes()),
     )
+}
+
+/// A TLS client trusting the CA certificates in `path`.
+fn client_tls(path: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in
+        CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?
+    {
+        let certificate = certificate.map_err(|e| format!("{}: {e}", path.display()))?;
+        roots
+            .add(certificate)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 struct Task {
@@ -225,7 +253,16 @@ impl Task {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(MAX_MESSAGE_BYTES);
         config.max_frame_size = Some(MAX_MESSAGE_BYTES);
-        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let connector = match &self.config.ca_file {
+            Some(path) => Some(Connector::Rustls(Arc::new(client_tls(path)?))),
+            None => None,
+        };
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            true,
+            connector,
+        );
         let (socket, _) = tokio::time::timeout(self.config.link_timeout, connect)
             .await
             .map_err(|_| "timed out".to_owned())?

@@ -6,6 +6,7 @@ mod callbacks;
 mod core;
 mod http;
 mod link;
+mod tls;
 
 use crate::{
     CoordinatorConfig, Error,
@@ -44,6 +45,7 @@ pub(crate) struct App {
 /// A bound coordinator, ready to [`run`](Coordinator::run).
 pub struct Coordinator {
     listener: TcpListener,
+    tls: Option<(TcpListener, Arc<tls::Certificates>)>,
     app: Arc<App>,
     core: core::Core,
     queue: mpsc::Receiver<core::Command>,
@@ -114,6 +116,14 @@ impl Coordinator {
         }
         let address = SocketAddr::new(config.bind_address, config.http_port);
         let listener = TcpListener::bind(address).await?;
+        let tls = match &config.tls {
+            Some(settings) => {
+                let certificates = Arc::new(tls::Certificates::load(settings)?);
+                let address = SocketAddr::new(config.bind_address, settings.port);
+                Some((TcpListener::bind(address).await?, certificates))
+            }
+            None => None,
+        };
         let (commands, queue) = mpsc::channel(CORE_QUEUE);
         let scheduler = Scheduler::new(SchedulerConfig {
             heartbeat_interval: config.heartbeat_interval,
@@ -134,6 +144,7 @@ impl Coordinator {
         };
         Ok(Self {
             listener,
+            tls,
             app: Arc::new(App { config, commands }),
             core,
             queue,
@@ -146,6 +157,11 @@ impl Coordinator {
         self.listener.local_addr()
     }
 
+    /// The address HTTPS and `wss://` control links listen on, with TLS configured.
+    pub fn tls_local_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.tls.as_ref().map(|(listener, _)| listener.local_addr())
+    }
+
     /// Serves until `shutdown` completes; `extra` routes (health, metrics …) are served beside
     /// the coordinator's.
     pub async fn run(
@@ -155,6 +171,7 @@ impl Coordinator {
     ) -> Result<(), Error> {
         let Self {
             listener,
+            tls,
             app,
             core,
             queue,
@@ -200,6 +217,31 @@ impl Coordinator {
         if app.config.log_requests {
             router = router.layer(axum::middleware::from_fn(http::log_request));
         }
+        if let Some((tls_listener, certificates)) = tls {
+            if let Some(every) = app.config.tls.as_ref().and_then(|t| t.reload_check) {
+                tasks.spawn(reload_certificates(
+                    certificates.clone(),
+                    every,
+                    stopping.clone(),
+                ));
+            }
+            // `tap_io` only to get axum's ConnectInfo<SocketAddr> for a listener of ours.
+            let listener = tls::TlsListener::new(tls_listener, certificates)?.tap_io(|_| {});
+            let service = router
+                .clone()
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let mut stopping_tls = stopping.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(listener, service)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopping_tls.changed().await;
+                    })
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "the TLS listener failed");
+                }
+            });
+        }
         let mut stopping_http = stopping.clone();
         // Control links are request/response on small messages: Nagle's algorithm and delayed
         // ACKs would add ~40 ms to every round trip.
@@ -221,5 +263,26 @@ impl Coordinator {
         // The core and the outbox stop on the same signal; wait for them to finish their step.
         while tasks.join_next().await.is_some() {}
         served.map_err(Error::Io)
+    }
+}
+
+/// Checks the certificate files every `every`; a renewed certificate is used for the next
+/// handshakes, a broken one is reported and the old one kept.
+async fn reload_certificates(
+    certificates: Arc<tls::Certificates>,
+    every: std::time::Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => match certificates.reload_if_changed() {
+                Ok(true) => tracing::info!("TLS certificate reloaded"),
+                Ok(false) => {}
+                Err(error) => tracing::error!(%error, "TLS certificate not reloaded; the old one stays"),
+            },
+            _ = stopping.changed() => return,
+        }
     }
 }

@@ -61,6 +61,9 @@ async fn run(args: Args, config: CoordinatorConfig) -> Result<(), Box<dyn std::e
         .map_err(|error| format!("cannot open {}: {error}", args.database_url))?;
     let coordinator = Coordinator::bind(config, Arc::new(store)).await?;
     ops::announce("http", coordinator.local_addr()?);
+    if let Some(tls) = coordinator.tls_local_addr() {
+        ops::announce("https", tls?);
+    }
     coordinator
         .run(ops::ops_routes(metrics), ops::shutdown_signal())
         .await?;
