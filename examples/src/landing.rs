@@ -35,6 +35,16 @@ pub struct System {
     pub availability: Availability,
 }
 
+/// Marks the system of `crate_name` as running at `url`.
+pub fn set_running(systems: &mut [System], crate_name: &str, url: String, try_it: String) {
+    for system in systems.iter_mut().filter(|s| s.crate_name == crate_name) {
+        system.availability = Availability::Running {
+            url: url.clone(),
+            try_it: try_it.clone(),
+        };
+    }
+}
+
 /// Every system of the workspace, as this build has it.
 pub fn catalogue() -> Vec<System> {
     let planned = |name, crate_name, summary| System {
@@ -138,7 +148,8 @@ td, th {{ border-bottom: 1px solid #ddd; padding: .6rem; text-align: left; verti
     )
 }
 
-fn escape(text: &str) -> String {
+/// `text` safe inside HTML text and attribute values.
+pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

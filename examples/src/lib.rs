@@ -7,5 +7,6 @@
 //!   waits on it instead of sleeping).
 //! - [`landing`]: the catalogue of systems and the demo's landing page.
 
+pub mod coordinator_demo;
 pub mod landing;
 pub mod ops;

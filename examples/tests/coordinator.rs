@@ -336,3 +336,29 @@ async fn callbacks_wait_out_a_receiver_that_is_down_and_survive_a_restart() {
     assert_eq!(status, 200);
     process.terminate(GRACE).await.expect("stopped");
 }
+
+#[tokio::test]
+async fn a_silent_link_is_dropped_with_its_encoder() {
+    let app = Application::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = coordinator(&app, &dir.path().join("c.sqlite3"));
+    command
+        .env("HEARTBEAT_SECONDS", "0.2")
+        .env("LINK_TIMEOUT_SECONDS", "1");
+    let (process, addr) = start(command).await;
+    let mut encoder = Link::encoder(addr, 3).await;
+    let (_, capacity) = command_api(addr).await;
+    assert_eq!(capacity["encoderCount"], 1);
+    // The coordinator's heartbeats come in; this encoder sends none back, and is dropped.
+    assert!(encoder.next().await.is_none(), "the link was closed");
+    let (_, capacity) = command_api(addr).await;
+    assert_eq!(
+        capacity,
+        json!({"load": 0, "capacity": 0, "encoderCount": 0})
+    );
+    process.terminate(GRACE).await.expect("stopped");
+}
+
+async fn command_api(addr: std::net::SocketAddr) -> (u16, serde_json::Value) {
+    command(addr, "GET", "/commands/capacity", &[]).await
+}

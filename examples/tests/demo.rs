@@ -8,7 +8,13 @@ use tokio::process::Command;
 fn demo(data_dir: &std::path::Path, listen: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));
     command
-        .args(["--listen", listen, "--data-dir"])
+        .args([
+            "--listen",
+            listen,
+            "--coordinator-rtmp",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env("RUST_LOG", "info");
     command
@@ -18,9 +24,12 @@ fn demo(data_dir: &std::path::Path, listen: &str) -> Command {
 async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigterm() {
     let data = tempfile::tempdir().expect("temp dir");
     let data_dir = data.path().join("data");
-    let demo = ServerProcess::spawn(demo(&data_dir, "127.0.0.1:0"), &["landing"])
-        .await
-        .expect("demo started");
+    let demo = ServerProcess::spawn(
+        demo(&data_dir, "127.0.0.1:0"),
+        &["landing", "coordinator-rtmp"],
+    )
+    .await
+    .expect("demo started");
     let base = format!(
         "http://{}",
         demo.addr("landing").expect("landing announced")
@@ -56,6 +65,28 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
         .await
         .expect("JSON");
     assert_eq!(services.as_array().map(Vec::len), Some(5));
+    let coordinator = services
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["crate_name"] == "coordinator-core"))
+        .expect("listed");
+    assert_eq!(coordinator["availability"]["status"], "running");
+    assert_eq!(
+        coordinator["availability"]["url"],
+        format!("{base}/coordinator/").as_str()
+    );
+    let rtmp = demo.addr("coordinator-rtmp").expect("announced");
+    let page = client
+        .get(format!("{base}/coordinator/"))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        page.contains(&format!("rtmp://{rtmp}/demo/any-key")),
+        "{page}"
+    );
 
     let health = client
         .get(format!("{base}/healthz"))

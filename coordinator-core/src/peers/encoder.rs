@@ -96,8 +96,16 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// An encoder taking its orders from `events` and answering on `uplink`.
-    pub fn new(config: EncoderConfig, uplink: Uplink, events: mpsc::Receiver<UplinkEvent>) -> Self {
+    /// An encoder taking its orders from `events` and answering on `uplink`. Index files are
+    /// reported as absolute paths (the seed's "full path in the shared file system").
+    pub fn new(
+        mut config: EncoderConfig,
+        uplink: Uplink,
+        events: mpsc::Receiver<UplinkEvent>,
+    ) -> Self {
+        if let Ok(absolute) = std::path::absolute(&config.root) {
+            config.root = absolute;
+        }
         Self {
             config,
             uplink,

@@ -19,6 +19,9 @@ struct Args {
     /// Where the systems keep their data (SQLite databases, HLS files).
     #[arg(long, env = "DEMO_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// Where the streaming coordinator's RTMP server listens. Port 0 picks a free port.
+    #[arg(long, env = "DEMO_COORDINATOR_RTMP", default_value = "127.0.0.1:1936")]
+    coordinator_rtmp: SocketAddr,
     /// Log format on stderr; filter with RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t)]
     log_format: ops::LogFormat,
@@ -54,6 +57,8 @@ enum DemoError {
     Metrics(#[from] metrics_exporter_prometheus::BuildError),
     #[error("the landing page server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Coordinator(#[from] examples::coordinator_demo::CoordinatorDemoError),
 }
 
 async fn run(args: Args) -> Result<(), DemoError> {
@@ -62,8 +67,7 @@ async fn run(args: Args) -> Result<(), DemoError> {
         source,
     })?;
     let metrics = ops::install_metrics()?;
-    let systems = landing::catalogue();
-    let app = landing::routes(systems.clone()).merge(ops::ops_routes(metrics));
+    let mut systems = landing::catalogue();
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -76,6 +80,30 @@ async fn run(args: Args) -> Result<(), DemoError> {
         source,
     })?;
     ops::announce("landing", addr);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+
+    let base = format!("http://{addr}");
+    let coordinator = examples::coordinator_demo::start(
+        &base,
+        &args.data_dir,
+        args.coordinator_rtmp,
+        stopping.clone(),
+    )
+    .await?;
+    ops::announce("coordinator-rtmp", coordinator.rtmp);
+    landing::set_running(
+        &mut systems,
+        "coordinator-core",
+        format!("{base}/coordinator/"),
+        format!(
+            "ffmpeg -re -f lavfi -i testsrc2 -f lavfi -i sine -c:v libx264 -c:a aac -f flv rtmp://{}/demo/any-key",
+            coordinator.rtmp
+        ),
+    );
+
+    let app = landing::routes(systems.clone())
+        .merge(coordinator.routes)
+        .merge(ops::ops_routes(metrics));
     println!();
     println!("  Live-streaming toolkit demo: http://{addr}/");
     for system in &systems {
@@ -91,7 +119,10 @@ async fn run(args: Args) -> Result<(), DemoError> {
     println!();
 
     axum::serve(listener, app)
-        .with_graceful_shutdown(ops::shutdown_signal())
+        .with_graceful_shutdown(async move {
+            ops::shutdown_signal().await;
+            let _ = stop.send(true);
+        })
         .await
         .map_err(DemoError::Serve)?;
     tracing::info!("stopped");
