@@ -4,15 +4,14 @@
 //!
 //! # Status
 //!
-//! **Partly built.** This release holds the configuration ([`CoordinatorConfig`], read from
-//! exactly the original's environment variables by [`CoordinatorConfig::from_env`]), the error
-//! types ([`Error`], [`ConfigError`]), and the coordinator without I/O ([`proto`]): the control
-//! links' text format, every message typed per kind of link, the `ERROR` codes, stream ids, and
-//! the [`proto::Scheduler`] (one publisher per channel, the least-loaded encoder, load released
-//! when a stream closes or a link drops, heartbeats and dead links, the commands API's answers).
-//! The tokio/axum driver around it (control links over WebSocket with their JWT, the webhooks
-//! and their durable outbox, the HTTP commands API, TLS) and the streaming-server and encoder
-//! binaries are the next steps and do not exist in this version.
+//! **Built:** the configuration ([`CoordinatorConfig`], read from exactly the original's
+//! environment variables by [`CoordinatorConfig::from_env`]); the coordinator without I/O
+//! ([`proto`]: the control links' text format, every message typed, the [`proto::Scheduler`]);
+//! the server around it ([`Coordinator`]: control links over WebSocket with their JWT, key
+//! verification, event callbacks through a durable outbox in a [`store::Store`], the commands
+//! API, TLS with certificate reload); and its peers ([`peers`]: a streaming server's
+//! [`peers::CoordinatorVerifier`] and the HLS [`peers::Encoder`]). Not built: a WebSocket
+//! streaming server.
 //!
 //! # Parts
 //!
@@ -24,6 +23,24 @@
 //!    ◀─ ENCODE-START / ENCODE-STOP                              released on end or disconnect
 //!  application ◀── event callbacks (durable outbox, x-event-id, retried with backoff)
 //!  application ──▶ commands API: /commands/capacity, /commands/close, /commands/report
+//! ```
+//!
+//! # Running one
+//!
+//! ```no_run
+//! use coordinator_core::{Coordinator, CoordinatorConfig, store::SqlStore};
+//! use std::sync::Arc;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = CoordinatorConfig::from_env(std::env::vars())?;
+//! let store = SqlStore::open("sqlite://coordinator.sqlite3").await?;
+//! let coordinator = Coordinator::bind(config, Arc::new(store)).await?;
+//! println!("listening on {}", coordinator.local_addr()?);
+//! coordinator
+//!     .run(axum::Router::new(), async { let _ = tokio::signal::ctrl_c().await; })
+//!     .await?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! # Configuration

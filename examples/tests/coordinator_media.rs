@@ -172,3 +172,86 @@ async fn denied_and_killed_publishers_are_cut_off() {
         process.terminate(GRACE).await.expect("stopped");
     }
 }
+
+#[tokio::test]
+async fn renditions_below_the_source_and_previews_are_made_with_ffmpeg() {
+    let Some(ffmpeg) = peer(Ffmpeg::locate()) else {
+        return;
+    };
+    let mut app = Application::start().await;
+    // The source is 640x360: of the two sizes, 426x240 is the closest, and nothing is below it.
+    app.answer_verifications(
+        200,
+        &[
+            ("x-record", "true"),
+            ("x-resolutions", "1280x720-30~2500,426x240-25~400,ORIGINAL"),
+            ("x-previews", "160x90, 1"),
+        ],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("shared");
+    let (coordinator, addr) = start(coordinator(&app, &dir.path().join("c.sqlite3"))).await;
+    let encoder = start_peer(hls_encoder(addr, &root, 1), &["ops"]).await;
+    let server = start_peer(rtmp_server(addr), &["rtmp", "ops"]).await;
+    let rtmp = server.addr("rtmp").expect("rtmp announced");
+    let publisher = ffmpeg
+        .publish(
+            &format!("rtmp://{rtmp}/ladder/key"),
+            &TestSignal::lasting(Duration::from_secs(5)),
+        )
+        .expect("publishing");
+    app.next_verification().await;
+    publisher
+        .finish(Duration::from_secs(60))
+        .await
+        .expect("published");
+
+    // Events until the stream closes: (type, resolution) → index file.
+    let mut available = std::collections::BTreeMap::new();
+    loop {
+        let event = app.next_event().await;
+        if event["x-event-type"] == "stream-closed" {
+            break;
+        }
+        let key = (
+            event["x-stream-type"].clone(),
+            event["x-resolution"].clone(),
+        );
+        available.insert(key, event["x-index-file"].clone());
+    }
+    let kinds: Vec<(&str, &str)> = available
+        .keys()
+        .map(|(t, r)| (t.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("HLS-LIVE", "426x240-25"),
+            ("HLS-LIVE", "640x360-25"),
+            ("HLS-VOD", "426x240-25"),
+            ("HLS-VOD", "640x360-25"),
+            ("IMG-PREVIEW", "160x90"),
+        ],
+        "no 1280x720: it is above the source"
+    );
+    let scaled = &available[&("HLS-VOD".to_owned(), "426x240-25".to_owned())];
+    let probe = ffmpeg.probe(scaled).await.expect("scaled VOD probed");
+    let video = probe.video().expect("video");
+    assert_eq!((video.width, video.height), (Some(426), Some(240)));
+    assert!(probe.audio().is_some(), "audio kept");
+    let previews = &available[&("IMG-PREVIEW".to_owned(), "160x90".to_owned())];
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(previews).expect("index.json")).expect("JSON");
+    let images = index["images"].as_array().expect("images");
+    assert!(images.len() >= 2, "{index}");
+    let first = Path::new(previews).with_file_name(images[0].as_str().expect("name"));
+    let image = ffmpeg
+        .probe(&first.display().to_string())
+        .await
+        .expect("a preview image");
+    assert_eq!(image.video().and_then(|v| v.height), Some(90));
+
+    for process in [server, encoder, coordinator] {
+        process.terminate(GRACE).await.expect("stopped");
+    }
+}

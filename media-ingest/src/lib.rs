@@ -11,7 +11,9 @@
 //! static table, the coordinator's HTTP webhook ([`WebhookVerifier`]) and [`danger::AcceptAnyKey`];
 //! extra renditions ([`package_rendition`]) and preview images ([`make_previews`]) made by a
 //! supervised ffmpeg that reads the stream on its stdin. Players share each frame's RTMP chunks
-//! (made once per frame, not once per player).
+//! (made once per frame, not once per player). An RTMP pull client ([`RtmpPull`]) and an
+//! in-process [`Relay`] let streams pulled from elsewhere be packaged the same way, and
+//! [`IngestHandle::end_stream`] disconnects a publisher on request.
 //!
 //! # Parts
 //!
