@@ -6,6 +6,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::{
     io::{IsTerminal, Write},
     net::SocketAddr,
+    process::ExitCode,
     time::Duration,
 };
 use tokio::sync::watch;
@@ -101,6 +102,18 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => tracing::info!("SIGINT received, shutting down"),
         () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// A binary's exit: 0, or 1 with the error logged and printed on stderr as `<program>: <error>`.
+pub fn exit_code(program: &str, result: Result<(), impl std::fmt::Display>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("{program}: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -24,43 +24,32 @@ enum Pool {
     Postgres(PgPool),
 }
 
-const SCHEMA_SQLITE: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS coordinator_outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id TEXT NOT NULL UNIQUE,
-        event_type TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        stream_id TEXT NOT NULL,
-        stream_type TEXT NOT NULL,
-        resolution TEXT NOT NULL,
-        index_file TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        due_ms BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS coordinator_outbox_stream ON coordinator_outbox (stream_id, seq)",
-    "CREATE TABLE IF NOT EXISTS coordinator_streams (
-        stream_id TEXT PRIMARY KEY,
-        channel TEXT NOT NULL,
-        started_ms BIGINT NOT NULL)",
-];
-
-const SCHEMA_POSTGRES: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS coordinator_outbox (
-        seq BIGSERIAL PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
-        event_type TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        stream_id TEXT NOT NULL,
-        stream_type TEXT NOT NULL,
-        resolution TEXT NOT NULL,
-        index_file TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        due_ms BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS coordinator_outbox_stream ON coordinator_outbox (stream_id, seq)",
-    "CREATE TABLE IF NOT EXISTS coordinator_streams (
-        stream_id TEXT PRIMARY KEY,
-        channel TEXT NOT NULL,
-        started_ms BIGINT NOT NULL)",
-];
+/// The tables, the same for both databases but for the outbox's sequence column.
+fn schema(seq_column: &str) -> [String; 3] {
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS coordinator_outbox (
+                seq {seq_column},
+                event_id TEXT NOT NULL UNIQUE,
+                event_type TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                stream_id TEXT NOT NULL,
+                stream_type TEXT NOT NULL,
+                resolution TEXT NOT NULL,
+                index_file TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                due_ms BIGINT NOT NULL)"
+        ),
+        "CREATE INDEX IF NOT EXISTS coordinator_outbox_stream
+            ON coordinator_outbox (stream_id, seq)"
+            .to_owned(),
+        "CREATE TABLE IF NOT EXISTS coordinator_streams (
+            stream_id TEXT PRIMARY KEY,
+            channel TEXT NOT NULL,
+            started_ms BIGINT NOT NULL)"
+            .to_owned(),
+    ]
+}
 
 const INSERT_EVENT: &str = "INSERT INTO coordinator_outbox
     (event_id, event_type, channel, stream_id, stream_type, resolution, index_file, attempts, due_ms)
@@ -256,17 +245,16 @@ impl SqlStore {
     }
 
     async fn with_pool(pool: Pool) -> Result<Self, StoreError> {
-        match &pool {
-            Pool::Sqlite(p) => {
-                for statement in SCHEMA_SQLITE {
-                    sqlx::query(*statement).execute(p).await?;
-                }
-            }
-            Pool::Postgres(p) => {
-                for statement in SCHEMA_POSTGRES {
-                    sqlx::query(*statement).execute(p).await?;
-                }
-            }
+        let seq_column = match &pool {
+            Pool::Sqlite(_) => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Pool::Postgres(_) => "BIGSERIAL PRIMARY KEY",
+        };
+        for statement in schema(seq_column) {
+            // Our own text, with our own column type in it: no outside input.
+            let statement = sqlx::AssertSqlSafe(statement);
+            on_pool!(&pool, |p| {
+                sqlx::query(statement).execute(p).await?;
+            });
         }
         Ok(Self { pool })
     }

@@ -44,14 +44,7 @@ async fn main() -> ExitCode {
     } else {
         ops::init_tracing(args.log_format);
     }
-    match run(args, config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error}");
-            eprintln!("coordinator: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    ops::exit_code("coordinator", run(args, config).await)
 }
 
 async fn run(args: Args, config: CoordinatorConfig) -> Result<(), Box<dyn std::error::Error>> {

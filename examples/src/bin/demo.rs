@@ -31,14 +31,7 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     ops::init_tracing(args.log_format);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error}");
-            eprintln!("demo: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    ops::exit_code("demo", run(args).await)
 }
 
 #[derive(Debug, thiserror::Error)]

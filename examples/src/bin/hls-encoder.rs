@@ -53,14 +53,7 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     ops::init_tracing(args.log_format);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error}");
-            eprintln!("hls-encoder: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    ops::exit_code("hls-encoder", run(args).await)
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
