@@ -105,6 +105,27 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Binds `listen`, announces it as `ops`, and serves `routes` (health, readiness, metrics) in a
+/// task of its own until `shutdown` turns true.
+pub async fn spawn_ops_server(
+    listen: SocketAddr,
+    routes: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    announce("ops", listener.local_addr()?);
+    Ok(tokio::spawn(async move {
+        let served = axum::serve(listener, routes)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.changed().await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the ops server failed");
+        }
+    }))
+}
+
 /// A binary's exit: 0, or 1 with the error logged and printed on stderr as `<program>: <error>`.
 pub fn exit_code(program: &str, result: Result<(), impl std::fmt::Display>) -> ExitCode {
     match result {

@@ -70,16 +70,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (uplink, events) = Uplink::spawn(uplink_config, LinkRole::Encoder, shutdown.clone());
     let encoder = Encoder::new(config, uplink, events);
 
-    let ops_listener = tokio::net::TcpListener::bind(args.ops_listen).await?;
-    ops::announce("ops", ops_listener.local_addr()?);
     let routes = ops::ops_routes(metrics).merge(ops::readiness_route(encoder.ready()));
-    let encoding = tokio::spawn(encoder.run(shutdown.clone()));
-    axum::serve(ops_listener, routes)
-        .with_graceful_shutdown(async move {
-            ops::shutdown_signal().await;
-            let _ = stop.send(true);
-        })
-        .await?;
-    let _ = encoding.await;
+    let serving = ops::spawn_ops_server(args.ops_listen, routes, shutdown.clone()).await?;
+    let encoding = tokio::spawn(encoder.run(shutdown));
+    ops::shutdown_signal().await;
+    let _ = stop.send(true);
+    let _ = tokio::join!(encoding, serving);
     Ok(())
 }

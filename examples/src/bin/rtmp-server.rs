@@ -80,20 +80,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let ready = uplink.connected();
     tokio::spawn(verifier.serve(server.handle(), uplink, link_events, shutdown.clone()));
 
-    let ops_listener = tokio::net::TcpListener::bind(args.ops_listen).await?;
-    ops::announce("ops", ops_listener.local_addr()?);
     let routes = ops::ops_routes(metrics).merge(ops::readiness_route(ready));
-    let mut ops_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let served = axum::serve(ops_listener, routes)
-            .with_graceful_shutdown(async move {
-                let _ = ops_shutdown.changed().await;
-            })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "the ops server failed");
-        }
-    });
+    ops::spawn_ops_server(args.ops_listen, routes, shutdown.clone()).await?;
 
     server
         .run(async move {
