@@ -24,4 +24,7 @@ pub enum Error {
     /// A socket or file operation failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The livestream store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }

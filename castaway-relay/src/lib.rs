@@ -3,9 +3,11 @@
 //!
 //! # Status
 //!
-//! **Not built yet.** This release holds the crate's configuration ([`CastawayConfig`]) and error
-//! types ([`Error`], [`ConfigError`]). The relay, the `TokenVerifier` and `LivestreamStore`
-//! traits and the HTTP API shown below are the next step and do not exist in this version.
+//! **Partly built:** the relay ([`CastawayServer`]: admission before connection, `upload` →
+//! `audio` in order, history for late joiners, the streamer-leaves flow, limits), the
+//! [`TokenVerifier`]s [`Hs256Verifier`] and [`StaticTokens`], the [`store::LivestreamStore`]
+//! (memory, SQLite, PostgreSQL) and the HTTP API. Not built yet: Firebase RS256 tokens and
+//! Redis scale-out.
 //!
 //! # Parts
 //!
@@ -35,8 +37,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod api;
 mod config;
 mod error;
+mod relay;
+mod server;
+pub mod store;
+mod verify;
 
 pub use config::CastawayConfig;
 pub use error::{ConfigError, Error};
+pub use server::CastawayServer;
+pub use verify::{
+    Hs256Verifier, StaticTokens, TokenError, TokenVerifier, VerifiedUser, firebase_issuer,
+};

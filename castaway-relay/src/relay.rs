@@ -1,0 +1,395 @@
+//! The Socket.IO side: admission of streamers and listeners, and the relay of uploads.
+//!
+//! Admission runs in a connect middleware, so before the client hears that it is connected:
+//! the client holds back its emits until then, and nothing it sends is lost or acted on
+//! unvalidated. A refused client is still connected, told why on `error` (the event the
+//! original's clients listen to; a bare `connect_error` would be invisible to them), and
+//! disconnected.
+//!
+//! Uploads are handled where socketioxide decodes them, synchronously and in the order they
+//! arrive (its message handlers are spawned as tasks, which may run out of order): a chunk is
+//! checked, kept for late joiners, and handed to each listener's socket queue, the same `Bytes`
+//! for all.
+
+use crate::{
+    CastawayConfig,
+    store::LivestreamStore,
+    verify::{TokenVerifier, VerifiedUser},
+};
+use bytes::Bytes;
+use socketioxide::{
+    SocketIo,
+    adapter::Adapter,
+    extract::{Data, SocketRef, TryData},
+    handler::{ConnectHandler as _, FromMessage},
+    socket::Socket,
+};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    time::Instant,
+};
+
+/// What both namespaces share.
+pub(crate) struct Shared {
+    pub(crate) config: CastawayConfig,
+    pub(crate) verifier: Arc<dyn TokenVerifier>,
+    pub(crate) store: Arc<dyn LivestreamStore>,
+    pub(crate) io: OnceLock<SocketIo>,
+    /// Livestreams with a connected streamer: their recent chunks.
+    live: Mutex<HashMap<String, VecDeque<Bytes>>>,
+}
+
+/// The outcome of admission, kept in the socket's extensions.
+#[derive(Debug, Clone)]
+enum Admission {
+    Refused(String),
+    Streamer { uid: String, livestream: String },
+    Listener { uid: String, livestream: String },
+}
+
+/// Whether a streamer has heard its `success` yet: whichever comes first, the connect handler
+/// or an upload sent right after connecting, says it, so it always precedes the upload's.
+#[derive(Debug, Clone, Default)]
+struct Greeted(Arc<std::sync::atomic::AtomicBool>);
+
+impl Greeted {
+    fn greet<A: Adapter>(&self, s: &SocketRef<A>, uid: &str, livestream: &str) {
+        if !self.0.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            let _ = s.emit(
+                "success",
+                &format!("User {uid} connected as streamer to livestream {livestream}."),
+            );
+        }
+    }
+}
+
+/// A streamer's upload budget (token bucket).
+#[derive(Debug, Clone)]
+struct Budget(Arc<Mutex<(f64, Instant)>>);
+
+#[derive(Debug, serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Auth {
+    id_token: Option<String>,
+    livestream_id: Option<String>,
+}
+
+const LISTENERS: &str = "/listener";
+
+impl Shared {
+    pub(crate) fn new(
+        config: CastawayConfig,
+        verifier: Arc<dyn TokenVerifier>,
+        store: Arc<dyn LivestreamStore>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            verifier,
+            store,
+            io: OnceLock::new(),
+            live: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<String, VecDeque<Bytes>>> {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers both namespaces on `io`.
+    pub(crate) fn attach(self: &Arc<Self>, io: &SocketIo) {
+        let _ = self.io.set(io.clone());
+        let shared = self.clone();
+        let admit = move |s: SocketRef, TryData(auth): TryData<Auth>| {
+            let shared = shared.clone();
+            async move {
+                shared.admit(&s, auth.unwrap_or_default(), true).await;
+                Ok::<(), std::convert::Infallible>(())
+            }
+        };
+        io.ns("/streamer", connected.with(admit));
+        let shared = self.clone();
+        let admit = move |s: SocketRef, TryData(auth): TryData<Auth>| {
+            let shared = shared.clone();
+            async move {
+                shared.admit(&s, auth.unwrap_or_default(), false).await;
+                Ok::<(), std::convert::Infallible>(())
+            }
+        };
+        io.ns(LISTENERS, connected.with(admit));
+    }
+
+    /// Decides whether `s` may stream (or listen) and, if so, gives it its handlers. Always
+    /// lets the socket connect: a refusal is delivered on `error` once connected.
+    async fn admit(self: &Arc<Self>, s: &SocketRef, auth: Auth, streamer: bool) {
+        let timeout = self.config.admission_timeout;
+        let outcome = tokio::time::timeout(timeout, self.check(s, auth, streamer))
+            .await
+            .unwrap_or_else(|_| Err("Admission timed out.".to_owned()));
+        let admission = match outcome {
+            Err(reason) => Admission::Refused(reason),
+            Ok((user, livestream)) if streamer => {
+                self.live().insert(livestream.clone(), VecDeque::new());
+                let budget = Budget(Arc::new(Mutex::new((
+                    f64::from(self.config.upload_burst),
+                    Instant::now(),
+                ))));
+                s.extensions.insert(budget);
+                s.extensions.insert(Greeted::default());
+                s.on("upload", async |_: Uploaded| {});
+                let shared = self.clone();
+                let id = livestream.clone();
+                s.on_disconnect(async move || shared.streamer_left(&id).await);
+                Admission::Streamer {
+                    uid: user.uid().to_owned(),
+                    livestream,
+                }
+            }
+            Ok((user, livestream)) => Admission::Listener {
+                uid: user.uid().to_owned(),
+                livestream,
+            },
+        };
+        s.extensions.insert(admission);
+        s.extensions.insert(self.clone());
+    }
+
+    async fn check(
+        &self,
+        s: &SocketRef,
+        auth: Auth,
+        streamer: bool,
+    ) -> Result<(VerifiedUser, String), String> {
+        let headers = &s.req_parts().headers;
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let token = header("id-token")
+            .or(auth.id_token)
+            .filter(|t| !t.is_empty())
+            .ok_or("Id token not provided.")?;
+        let id = header("livestream-id")
+            .or(auth.livestream_id)
+            .filter(|t| !t.is_empty())
+            .ok_or("Livestream id not provided.")?;
+        let user = self
+            .verifier
+            .verify(&token)
+            .await
+            .map_err(|_| "Invalid id token.".to_owned())?;
+        let unavailable = |error: crate::store::StoreError| {
+            tracing::error!(%error, "livestream store unavailable");
+            "The livestream could not be checked; try again.".to_owned()
+        };
+        let livestream = self
+            .store
+            .get(&id)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| format!("Livestream {id} does not exist."))?;
+        if streamer {
+            if livestream.artist_id != user.uid() {
+                return Err("User is not authorized to livestream in this room.".into());
+            }
+            if !self.store.claim_streamer(&id).await.map_err(unavailable)? {
+                return Err(format!("Livestream {id} already has a streamer."));
+            }
+        } else if !livestream.streamer_connected || !self.live().contains_key(&id) {
+            return Err(format!("Livestream {id} has not started."));
+        } else {
+            let listening = self
+                .io
+                .get()
+                .and_then(|io| io.of(LISTENERS))
+                .map_or(0, |ns| ns.within(id.clone()).sockets().len());
+            if listening >= self.config.max_listeners_per_livestream {
+                return Err(format!("Livestream {id} is full."));
+            }
+        }
+        Ok((user, id))
+    }
+
+    /// Relays a checked chunk: kept for late joiners, then to every listener.
+    fn relay(&self, livestream: &str, chunk: Bytes) {
+        let listeners = {
+            let mut live = self.live();
+            let Some(history) = live.get_mut(livestream) else {
+                return;
+            };
+            history.push_back(chunk.clone());
+            while history.len() > self.config.history_chunks {
+                history.pop_front();
+            }
+            self.listeners(livestream)
+        };
+        metrics::counter!("castaway_chunks_relayed_total").increment(1);
+        for listener in listeners {
+            deliver(&listener, &chunk);
+        }
+    }
+
+    fn listeners(&self, livestream: &str) -> Vec<SocketRef> {
+        self.io
+            .get()
+            .and_then(|io| io.of(LISTENERS))
+            .map(|ns| ns.within(livestream.to_owned()).sockets())
+            .unwrap_or_default()
+    }
+
+    async fn streamer_left(&self, livestream: &str) {
+        let listeners = {
+            let mut live = self.live();
+            live.remove(livestream);
+            self.listeners(livestream)
+        };
+        if let Err(error) = self.store.release_streamer(livestream).await {
+            tracing::error!(%error, livestream, "cannot clear streamerConnected");
+        }
+        let ended = format!("Livestream {livestream} has ended.");
+        for listener in listeners {
+            let _ = listener.emit("error", &ended);
+            let _ = listener.disconnect();
+        }
+        tracing::info!(livestream, "streamer left");
+    }
+}
+
+/// Sends a chunk to one listener; one whose queue is full is too slow and is dropped.
+fn deliver(listener: &SocketRef, chunk: &Bytes) {
+    if let Err(error) = listener.emit("audio", chunk) {
+        tracing::info!(sid = %listener.id, %error, "listener too slow; disconnecting it");
+        metrics::counter!("castaway_listeners_dropped_total").increment(1);
+        let _ = listener.emit("error", "Too slow: too many chunks were waiting for you.");
+        let _ = listener.clone().disconnect();
+    }
+}
+
+/// After admission: a refused socket is told why and disconnected; an admitted one hears
+/// `success` (and a listener gets the latest chunks at once).
+async fn connected(s: SocketRef) {
+    let (Some(admission), Some(shared)) = (
+        s.extensions.get::<Admission>(),
+        s.extensions.get::<Arc<Shared>>(),
+    ) else {
+        let _ = s.disconnect();
+        return;
+    };
+    match admission {
+        Admission::Refused(reason) => {
+            tracing::info!(sid = %s.id, %reason, "refused");
+            let _ = s.emit("error", &reason);
+            let _ = s.disconnect();
+        }
+        Admission::Streamer { uid, livestream } => {
+            if let Some(greeted) = s.extensions.get::<Greeted>() {
+                greeted.greet(&s, &uid, &livestream);
+            }
+        }
+        Admission::Listener { uid, livestream } => {
+            // Joined and caught up under the live lock: a chunk relayed meanwhile reaches
+            // this listener exactly once.
+            let history: Vec<Bytes> = {
+                let live = shared.live();
+                let Some(history) = live.get(&livestream) else {
+                    let _ = s.emit("error", &format!("Livestream {livestream} has ended."));
+                    let _ = s.disconnect();
+                    return;
+                };
+                s.join(livestream.clone());
+                history.iter().cloned().collect()
+            };
+            let _ = s.emit(
+                "success",
+                &format!("User {uid} connected as listener to livestream {livestream}."),
+            );
+            for chunk in &history {
+                deliver(&s, chunk);
+            }
+        }
+    }
+}
+
+/// An `upload`, handled while socketioxide decodes it (see the module docs): by the time the
+/// spawned (empty) handler runs, the chunk is relayed.
+struct Uploaded;
+
+impl<A: Adapter> FromMessage<A> for Uploaded {
+    type Error = std::convert::Infallible;
+
+    fn from_message(
+        s: Arc<Socket<A>>,
+        mut v: socketioxide_core::Value,
+        ack: Option<i64>,
+    ) -> Result<Self, Self::Error> {
+        let socket = SocketRef::from(s.clone());
+        let (Some(shared), Some(Admission::Streamer { uid, livestream })) = (
+            s.extensions.get::<Arc<Shared>>(),
+            s.extensions.get::<Admission>(),
+        ) else {
+            return Ok(Self);
+        };
+        if let Some(greeted) = s.extensions.get::<Greeted>() {
+            greeted.greet(&socket, &uid, &livestream);
+        }
+        use socketioxide::handler::FromMessageParts as _;
+        let chunk = match Data::<Bytes>::from_message_parts(&s, &mut v, &ack) {
+            Ok(Data(chunk)) => chunk,
+            Err(_) => {
+                let _ = socket.emit("error", "Upload must be binary audio data.");
+                return Ok(Self);
+            }
+        };
+        let limit = shared.config.max_chunk_bytes;
+        if chunk.len() > limit {
+            let _ = socket.emit(
+                "error",
+                &format!(
+                    "Chunk of {} bytes is over the limit of {limit} bytes.",
+                    chunk.len()
+                ),
+            );
+            return Ok(Self);
+        }
+        if let Some(budget) = s.extensions.get::<Budget>()
+            && !budget.take(&shared.config)
+        {
+            let _ = socket.emit(
+                "error",
+                &format!(
+                    "Uploading too fast: at most {} chunks per second.",
+                    shared.config.uploads_per_second
+                ),
+            );
+            return Ok(Self);
+        }
+        shared.relay(&livestream, chunk);
+        let _ = socket.emit("success", &format!("Packet received from user {uid}"));
+        Ok(Self)
+    }
+}
+
+impl Budget {
+    /// Takes one upload from the bucket, refilled at the sustained rate.
+    fn take(&self, config: &CastawayConfig) -> bool {
+        let mut bucket = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tokens, last) = &mut *bucket;
+        let now = Instant::now();
+        let refill = now.duration_since(*last).as_secs_f64() * f64::from(config.uploads_per_second);
+        *tokens = (*tokens + refill).min(f64::from(config.upload_burst));
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

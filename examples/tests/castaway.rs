@@ -1,0 +1,363 @@
+//! The Castaway relay against the official JavaScript socket.io-client 4.8, with the seed's
+//! snippets' options (`extraHeaders`), real AAC audio made by ffmpeg, and every error string.
+
+use castaway_relay::{
+    CastawayConfig, CastawayServer, StaticTokens,
+    store::{Livestream, LivestreamStore, MemoryStore, NewLivestream},
+};
+use harness::{Ffmpeg, Node, SocketIoClient, TestSignal, peer};
+use serde_json::{Value, json};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+struct Relay {
+    addr: SocketAddr,
+    store: Arc<MemoryStore>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn relay(edit: impl FnOnce(&mut CastawayConfig)) -> Relay {
+    let mut config = CastawayConfig::default();
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    edit(&mut config);
+    let tokens = StaticTokens::new()
+        .allow("artist-token", "artist-1")
+        .allow("fan-token", "fan-1")
+        .allow("fan-2-token", "fan-2");
+    let store = Arc::new(MemoryStore::new());
+    let server = CastawayServer::bind(config, Arc::new(tokens), store.clone())
+        .await
+        .expect("bound");
+    let addr = server.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(axum::Router::new(), async move {
+        let _ = stopped.await;
+    }));
+    Relay {
+        addr,
+        store,
+        _stop: stop,
+    }
+}
+
+impl Relay {
+    async fn livestream(&self) -> Livestream {
+        let new = NewLivestream {
+            title: "Evening set".into(),
+            description: "live from the studio".into(),
+            artist_name: "Ada".into(),
+        };
+        self.store.create("artist-1", &new).await.expect("created")
+    }
+
+    fn client(&self, node: &Node, namespace: &str, headers: Value) -> SocketIoClient {
+        self.client_with(node, namespace, json!({ "extraHeaders": headers }))
+    }
+
+    fn client_with(&self, node: &Node, namespace: &str, options: Value) -> SocketIoClient {
+        let url = format!("http://{}{namespace}", self.addr);
+        node.socketio(&url, options).expect("client started")
+    }
+}
+
+fn credentials(token: &str, livestream: &str) -> Value {
+    json!({ "id-token": token, "livestream-id": livestream })
+}
+
+async fn text(client: &mut SocketIoClient, event: &str) -> String {
+    let args = client.expect_event(event).await.expect("event");
+    args[0].as_str().expect("a string").to_owned()
+}
+
+/// Connects, then reads the one `error` and the disconnection that follow.
+async fn refused(mut client: SocketIoClient) -> String {
+    client.connected().await.expect("connected, to be told why");
+    let reason = text(&mut client, "error").await;
+    assert_eq!(
+        client.expect_disconnect().await.expect("disconnected"),
+        "io server disconnect"
+    );
+    reason
+}
+
+/// A real AAC file, in chunks of `size` bytes.
+async fn aac_chunks(ffmpeg: &Ffmpeg, size: usize) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audio.aac");
+    let mut signal = TestSignal::lasting(Duration::from_secs(4));
+    signal.video = false;
+    ffmpeg.generate(&signal, &path).await.expect("generated");
+    let bytes = std::fs::read(&path).expect("read");
+    bytes.chunks(size).map(<[u8]>::to_vec).collect()
+}
+
+#[tokio::test]
+async fn one_streamer_reaches_every_listener_in_order_until_it_leaves() {
+    let (Some(node), Some(ffmpeg)) = (peer(Node::locate()), peer(Ffmpeg::locate())) else {
+        return;
+    };
+    let relay = relay(|_| {}).await;
+    let livestream = relay.livestream().await;
+    let id = livestream.id.as_str();
+
+    // Not started yet: listeners are turned away.
+    let early = relay.client(&node, "/listener", credentials("fan-token", id));
+    assert_eq!(
+        refused(early).await,
+        format!("Livestream {id} has not started.")
+    );
+
+    let mut streamer = relay.client(&node, "/streamer", credentials("artist-token", id));
+    streamer.connected().await.expect("connected");
+    assert_eq!(
+        text(&mut streamer, "success").await,
+        format!("User artist-1 connected as streamer to livestream {id}.")
+    );
+    let stored = relay.store.get(id).await.expect("read").expect("there");
+    assert!(stored.streamer_connected);
+
+    // As the seed's snippet does (extraHeaders), as a browser must (auth), and over HTTP
+    // long-polling, where binary travels base64-encoded.
+    let ways = [
+        json!({ "extraHeaders": credentials("fan-token", id) }),
+        json!({ "auth": { "idToken": "fan-token", "livestreamId": id } }),
+        json!({ "extraHeaders": credentials("fan-token", id), "transports": ["polling"] }),
+    ];
+    let mut listeners = Vec::new();
+    for options in ways {
+        let mut listener = relay.client_with(&node, "/listener", options);
+        listener.connected().await.expect("connected");
+        assert_eq!(
+            text(&mut listener, "success").await,
+            format!("User fan-1 connected as listener to livestream {id}.")
+        );
+        listeners.push(listener);
+    }
+
+    let chunks = aac_chunks(&ffmpeg, 16 << 10).await;
+    assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+    for chunk in &chunks {
+        streamer
+            .emit("upload", vec![harness::binary(chunk)])
+            .await
+            .expect("uploaded");
+    }
+    for _ in &chunks {
+        assert_eq!(
+            text(&mut streamer, "success").await,
+            "Packet received from user artist-1"
+        );
+    }
+    for listener in &mut listeners {
+        for (n, chunk) in chunks.iter().enumerate() {
+            let args = listener.expect_event("audio").await.expect("audio");
+            let received = harness::decode_binary(&args[0]).expect("binary");
+            assert!(received == *chunk, "chunk {n} differs");
+        }
+    }
+
+    // A late joiner starts with the latest chunk at once.
+    let mut late = relay.client(&node, "/listener", credentials("fan-2-token", id));
+    late.connected().await.expect("connected");
+    text(&mut late, "success").await;
+    let args = late.expect_event("audio").await.expect("the latest chunk");
+    let received = harness::decode_binary(&args[0]).expect("binary");
+    assert!(Some(&received) == chunks.last(), "not the latest chunk");
+    listeners.push(late);
+
+    // The streamer leaves: every listener is told and disconnected.
+    streamer.close().await.expect("closed");
+    for listener in &mut listeners {
+        assert_eq!(
+            text(listener, "error").await,
+            format!("Livestream {id} has ended.")
+        );
+        assert_eq!(
+            listener.expect_disconnect().await.expect("disconnected"),
+            "io server disconnect"
+        );
+    }
+    let stored = relay.store.get(id).await.expect("read").expect("there");
+    assert!(!stored.streamer_connected);
+}
+
+#[tokio::test]
+async fn every_refusal_is_an_error_event_with_the_originals_words() {
+    let Some(node) = peer(Node::locate()) else {
+        return;
+    };
+    let relay = relay(|_| {}).await;
+    let id = relay.livestream().await.id;
+    let cases = [
+        (
+            "/streamer",
+            json!({ "livestream-id": id }),
+            "Id token not provided.".to_owned(),
+        ),
+        (
+            "/streamer",
+            json!({ "id-token": "artist-token" }),
+            "Livestream id not provided.".to_owned(),
+        ),
+        (
+            "/streamer",
+            credentials("forged", &id),
+            "Invalid id token.".to_owned(),
+        ),
+        (
+            "/streamer",
+            credentials("artist-token", "nope"),
+            "Livestream nope does not exist.".to_owned(),
+        ),
+        (
+            "/streamer",
+            credentials("fan-token", &id),
+            "User is not authorized to livestream in this room.".to_owned(),
+        ),
+        (
+            "/listener",
+            credentials("fan-token", "nope"),
+            "Livestream nope does not exist.".to_owned(),
+        ),
+        (
+            "/listener",
+            credentials("forged", &id),
+            "Invalid id token.".to_owned(),
+        ),
+    ];
+    for (namespace, headers, expected) in cases {
+        let client = relay.client(&node, namespace, headers.clone());
+        assert_eq!(refused(client).await, expected, "{namespace} {headers}");
+    }
+
+    // One streamer per livestream: the second is refused, the first goes on.
+    let mut first = relay.client(&node, "/streamer", credentials("artist-token", &id));
+    first.connected().await.expect("connected");
+    text(&mut first, "success").await;
+    let second = relay.client(&node, "/streamer", credentials("artist-token", &id));
+    assert_eq!(
+        refused(second).await,
+        format!("Livestream {id} already has a streamer.")
+    );
+    first
+        .emit("upload", vec![harness::binary(b"still here")])
+        .await
+        .expect("uploaded");
+    assert_eq!(
+        text(&mut first, "success").await,
+        "Packet received from user artist-1"
+    );
+    // Text is not audio: refused, not relayed.
+    first
+        .emit("upload", vec![json!("not binary")])
+        .await
+        .expect("sent");
+    assert_eq!(
+        text(&mut first, "error").await,
+        "Upload must be binary audio data."
+    );
+}
+
+#[tokio::test]
+async fn uploads_sent_before_admission_completes_are_kept_in_order() {
+    let Some(node) = peer(Node::locate()) else {
+        return;
+    };
+    let relay = relay(|c| c.history_chunks = 3).await;
+    let id = relay.livestream().await.id;
+    let mut streamer = relay.client(&node, "/streamer", credentials("artist-token", &id));
+    // Emitted at once, while the client is still connecting: socket.io-client buffers them
+    // until the server has admitted it.
+    for n in 0..3u8 {
+        streamer
+            .emit("upload", vec![harness::binary(&[n; 4])])
+            .await
+            .expect("emitted");
+    }
+    streamer.connected().await.expect("connected");
+    assert_eq!(
+        text(&mut streamer, "success").await,
+        format!("User artist-1 connected as streamer to livestream {id}."),
+        "the greeting comes first, even with uploads waiting"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            text(&mut streamer, "success").await,
+            "Packet received from user artist-1"
+        );
+    }
+    // The three are the history a listener starts with, in order.
+    let mut listener = relay.client(&node, "/listener", credentials("fan-token", &id));
+    listener.connected().await.expect("connected");
+    text(&mut listener, "success").await;
+    for n in 0..3u8 {
+        let args = listener.expect_event("audio").await.expect("audio");
+        assert_eq!(
+            harness::decode_binary(&args[0]).expect("binary"),
+            vec![n; 4]
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_http_api_creates_and_reads_livestreams_for_token_holders() {
+    let relay = relay(|_| {}).await;
+    let client = harness::http::client();
+    let base = format!("http://{}/api/livestreams", relay.addr);
+    let body = json!({"title": "Set", "description": "d", "artistName": "Ada"});
+    let anonymous = client
+        .post(&base)
+        .json(&body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(anonymous.status(), 401);
+    let forged = client
+        .post(&base)
+        .bearer_auth("forged")
+        .json(&body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(forged.status(), 401);
+    let created: Value = client
+        .post(&base)
+        .header("idToken", "artist-token")
+        .json(&body)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        created["artistId"], "artist-1",
+        "the artist is the token's user"
+    );
+    assert_eq!(created["livestreamId"], created["id"]);
+    assert_eq!(created["streamerConnected"], false);
+    let id = created["id"].as_str().expect("an id");
+    let one: Value = client
+        .get(format!("{base}/{id}"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(one["title"], "Set");
+    let missing = client
+        .get(format!("{base}/nope"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(missing.status(), 404);
+    let all: Value = client
+        .get(&base)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(all.as_array().map(Vec::len), Some(1));
+}
