@@ -1,6 +1,6 @@
 //! Livestream records: created through the HTTP API, read at admission, and flagged while a
 //! streamer is connected. [`MemoryStore`], or [`SqlStore`] on SQLite (the default) or
-//! PostgreSQL; both pass [`conformance`].
+//! PostgreSQL; all pass the same conformance suite (feature `conformance`).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
