@@ -7,6 +7,7 @@
 //!   waits on it instead of sleeping).
 //! - [`landing`]: the catalogue of systems and the demo's landing page.
 
+pub mod castaway_demo;
 pub mod coordinator_demo;
 pub mod landing;
 pub mod ops;

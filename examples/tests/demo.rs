@@ -26,7 +26,7 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
     let data_dir = data.path().join("data");
     let demo = ServerProcess::spawn(
         demo(&data_dir, "127.0.0.1:0"),
-        &["landing", "coordinator-rtmp"],
+        &["landing", "coordinator-rtmp", "castaway"],
     )
     .await
     .expect("demo started");
@@ -74,6 +74,16 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
         coordinator["availability"]["url"],
         format!("{base}/coordinator/").as_str()
     );
+    let castaway = demo.addr("castaway").expect("announced");
+    let livestreams: Value = client
+        .get(format!("http://{castaway}/api/livestreams"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(livestreams[0]["artistId"], "demo-artist", "{livestreams}");
     let rtmp = demo.addr("coordinator-rtmp").expect("announced");
     let page = client
         .get(format!("{base}/coordinator/"))

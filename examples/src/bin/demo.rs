@@ -19,6 +19,9 @@ struct Args {
     /// Where the systems keep their data (SQLite databases, HLS files).
     #[arg(long, env = "DEMO_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// Where Castaway's relay (Socket.IO and its HTTP API) listens. Port 0 picks a free port.
+    #[arg(long, env = "DEMO_CASTAWAY_LISTEN", default_value = "127.0.0.1:3000")]
+    castaway_listen: SocketAddr,
     /// Where the streaming coordinator's RTMP server listens. Port 0 picks a free port.
     #[arg(long, env = "DEMO_COORDINATOR_RTMP", default_value = "127.0.0.1:1936")]
     coordinator_rtmp: SocketAddr,
@@ -52,6 +55,8 @@ enum DemoError {
     Serve(std::io::Error),
     #[error(transparent)]
     Coordinator(#[from] examples::coordinator_demo::CoordinatorDemoError),
+    #[error("castaway: {0}")]
+    Castaway(#[from] castaway_relay::Error),
 }
 
 async fn run(args: Args) -> Result<(), DemoError> {
@@ -91,6 +96,23 @@ async fn run(args: Args) -> Result<(), DemoError> {
         format!(
             "ffmpeg -re -f lavfi -i testsrc2 -f lavfi -i sine -c:v libx264 -c:a aac -f flv rtmp://{}/demo/any-key",
             coordinator.rtmp
+        ),
+    );
+
+    let castaway =
+        examples::castaway_demo::start(args.castaway_listen, &args.data_dir, stopping.clone())
+            .await?;
+    ops::announce("castaway", castaway.addr);
+    landing::set_running(
+        &mut systems,
+        "castaway-relay",
+        format!("http://{}/api/livestreams", castaway.addr),
+        format!(
+            "io(\"http://{}/streamer\", {{extraHeaders: {{\"id-token\": \"{}\", \"livestream-id\": \"{}\"}}}}), then emit(\"upload\", bytes); listeners: /listener with \"{}\"",
+            castaway.addr,
+            examples::castaway_demo::ARTIST_TOKEN,
+            castaway.livestream,
+            examples::castaway_demo::FAN_TOKEN
         ),
     );
 
