@@ -5,8 +5,8 @@
 //!
 //! **Partly built:** the relay ([`CastawayServer`]: admission before connection, `upload` →
 //! `audio` in order, history for late joiners, the streamer-leaves flow, limits), the
-//! [`TokenVerifier`]s [`Hs256Verifier`] and [`StaticTokens`], the [`store::LivestreamStore`]
-//! (memory, SQLite, PostgreSQL) and the HTTP API. Not built yet: Firebase RS256 tokens and
+//! [`TokenVerifier`]s [`FirebaseVerifier`], [`Hs256Verifier`] and [`StaticTokens`], the
+//! [`store::LivestreamStore`] (memory, SQLite, PostgreSQL) and the HTTP API. Not built yet:
 //! Redis scale-out.
 //!
 //! # Parts
@@ -40,6 +40,7 @@
 mod api;
 mod config;
 mod error;
+mod firebase;
 mod relay;
 mod server;
 pub mod store;
@@ -47,6 +48,7 @@ mod verify;
 
 pub use config::CastawayConfig;
 pub use error::{ConfigError, Error};
+pub use firebase::{CertSource, FirebaseVerifier, GOOGLE_CERTS_URL};
 pub use server::CastawayServer;
 pub use verify::{
     Hs256Verifier, StaticTokens, TokenError, TokenVerifier, VerifiedUser, firebase_issuer,

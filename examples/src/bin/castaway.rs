@@ -3,10 +3,14 @@
 //! `POST /api/livestreams`.
 //!
 //! ```text
-//! CASTAWAY_TOKEN_SECRET=change-me PROJECT_ID=my-project cargo run --release --bin castaway
+//! PROJECT_ID=my-firebase-project cargo run --release --bin castaway            # Firebase ID tokens
+//! CASTAWAY_TOKEN_SECRET=change-me PROJECT_ID=my-project cargo run --release --bin castaway  # HS256
 //! ```
 
-use castaway_relay::{CastawayConfig, CastawayServer, Hs256Verifier, store::SqlStore};
+use castaway_relay::{
+    CastawayConfig, CastawayServer, CertSource, FirebaseVerifier, Hs256Verifier, TokenVerifier,
+    store::SqlStore,
+};
 use clap::Parser;
 use examples::ops;
 use std::{net::SocketAddr, process::ExitCode, sync::Arc};
@@ -21,10 +25,16 @@ struct Args {
     /// The project whose ID tokens are accepted (`aud`; `iss` is Firebase's for it).
     #[arg(long, env = "PROJECT_ID")]
     project_id: String,
-    /// The HS256 secret ID tokens are signed with (self-hosting). Firebase's RS256 tokens are
-    /// not supported by this version.
+    /// For self-hosting: the HS256 secret ID tokens are signed with. Unset: Firebase ID tokens
+    /// (RS256, checked against Google's certificates).
     #[arg(long, env = "CASTAWAY_TOKEN_SECRET", hide_env_values = true)]
-    token_secret: String,
+    token_secret: Option<String>,
+    /// Where Firebase's certificates are fetched.
+    #[arg(long, env = "FIREBASE_CERTS_URL", default_value = castaway_relay::GOOGLE_CERTS_URL)]
+    firebase_certs_url: String,
+    /// Read Firebase's certificates (the same JSON) from this file instead.
+    #[arg(long, env = "FIREBASE_CERTS_FILE")]
+    firebase_certs_file: Option<std::path::PathBuf>,
     /// Where livestreams are kept: `sqlite://<file>` or `postgres://…`.
     #[arg(
         long,
@@ -53,11 +63,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     config.listen = args.listen;
     config.history_chunks = args.history_chunks;
     config.project_id = Some(args.project_id.clone());
-    let verifier = Hs256Verifier::new(args.token_secret.as_bytes(), &args.project_id);
+    let verifier: Arc<dyn TokenVerifier> = match (&args.token_secret, args.firebase_certs_file) {
+        (Some(secret), _) => Arc::new(Hs256Verifier::new(secret.as_bytes(), &args.project_id)),
+        (None, Some(file)) => Arc::new(FirebaseVerifier::new(
+            args.project_id.clone(),
+            CertSource::File(file),
+        )?),
+        (None, None) => Arc::new(FirebaseVerifier::new(
+            args.project_id.clone(),
+            CertSource::Url(args.firebase_certs_url.clone()),
+        )?),
+    };
     let store = SqlStore::open(&args.database_url)
         .await
         .map_err(|error| format!("cannot open {}: {error}", args.database_url))?;
-    let server = CastawayServer::bind(config, Arc::new(verifier), Arc::new(store)).await?;
+    let server = CastawayServer::bind(config, verifier, Arc::new(store)).await?;
     ops::announce("http", server.local_addr()?);
     server
         .run(ops::ops_routes(metrics), ops::shutdown_signal())
