@@ -229,7 +229,7 @@ impl Shared {
         };
         metrics::counter!("castaway_chunks_relayed_total").increment(1);
         for listener in listeners {
-            deliver(&listener, &chunk);
+            deliver(&listener, livestream, &chunk);
         }
     }
 
@@ -259,15 +259,39 @@ impl Shared {
     }
 }
 
-/// Sends a chunk to one listener; one whose queue is full is too slow and is dropped.
-fn deliver(listener: &SocketRef, chunk: &Bytes) {
-    if let Err(error) = listener.emit("audio", chunk) {
-        tracing::info!(sid = %listener.id, %error, "listener too slow; disconnecting it");
-        metrics::counter!("castaway_listeners_dropped_total").increment(1);
-        let _ = listener.emit("error", "Too slow: too many chunks were waiting for you.");
-        let _ = listener.clone().disconnect();
+/// What a listener that fell too far behind is told.
+const TOO_SLOW: &str = "Too slow: too many chunks were waiting for you.";
+
+/// Sends a chunk to one listener. One whose queue is full is too slow: it gets no more audio
+/// (it leaves the livestream's room), and as soon as its queue has room again it is told why
+/// and disconnected; a connection that never drains is closed by engine.io's ping timeout.
+fn deliver(listener: &SocketRef, livestream: &str, chunk: &Bytes) {
+    if listener.emit("audio", chunk).is_ok() {
+        return;
     }
+    tracing::info!(sid = %listener.id, livestream, "listener too slow; dropping it");
+    metrics::counter!("castaway_listeners_dropped_total").increment(1);
+    listener.leave(livestream.to_owned());
+    let listener = listener.clone();
+    tokio::spawn(async move {
+        let mut retry = tokio::time::interval(SLOW_LISTENER_RETRY);
+        for _ in 0..SLOW_LISTENER_RETRIES {
+            retry.tick().await;
+            if !listener.connected() {
+                return;
+            }
+            if listener.emit("error", TOO_SLOW).is_ok() {
+                let _ = listener.disconnect();
+                return;
+            }
+        }
+    });
 }
+
+/// How often a dropped listener's queue is checked for room for its `error`, and for how
+/// long (engine.io's ping timeout ends a dead connection well within it).
+const SLOW_LISTENER_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+const SLOW_LISTENER_RETRIES: u32 = 1200;
 
 /// After admission: a refused socket is told why and disconnected; an admitted one hears
 /// `success` (and a listener gets the latest chunks at once).
@@ -308,7 +332,7 @@ async fn connected(s: SocketRef) {
                 &format!("User {uid} connected as listener to livestream {livestream}."),
             );
             for chunk in &history {
-                deliver(&s, chunk);
+                deliver(&s, &livestream, chunk);
             }
         }
     }

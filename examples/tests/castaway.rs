@@ -361,3 +361,70 @@ async fn the_http_api_creates_and_reads_livestreams_for_token_holders() {
         .expect("JSON");
     assert_eq!(all.as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn a_listener_that_stops_reading_is_dropped_and_the_others_go_on() {
+    let Some(node) = peer(Node::locate()) else {
+        return;
+    };
+    let relay = relay(|c| {
+        c.listener_queue_chunks = 4;
+        c.uploads_per_second = 1000;
+        c.upload_burst = 1000;
+    })
+    .await;
+    let id = relay.livestream().await.id;
+    let mut streamer = relay.client(&node, "/streamer", credentials("artist-token", &id));
+    streamer.connected().await.expect("connected");
+    text(&mut streamer, "success").await;
+    let mut fast = relay.client(&node, "/listener", credentials("fan-token", &id));
+    fast.connected().await.expect("connected");
+    text(&mut fast, "success").await;
+    let mut slow = relay.client(&node, "/listener", credentials("fan-2-token", &id));
+    slow.connected().await.expect("connected");
+    text(&mut slow, "success").await;
+
+    // The slow listener's process stops: once the kernel's buffers and its queue of four
+    // chunks are full, it is dropped. The fast one gets every chunk as it comes.
+    let pid = slow.script().pid().expect("running");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stopped");
+    let chunk = vec![7u8; 512 << 10];
+    const CHUNKS: usize = 80;
+    for n in 0..CHUNKS {
+        let mut numbered = chunk.clone();
+        numbered[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        streamer
+            .emit("upload", vec![harness::binary(&numbered)])
+            .await
+            .expect("uploaded");
+        let args = fast.expect_event("audio").await.expect("audio");
+        let received = harness::decode_binary(&args[0]).expect("binary");
+        assert!(received == numbered, "chunk {n} differs");
+    }
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("continued");
+    // It drains what was on its way, then hears why it was dropped.
+    let mut received = 0;
+    let script = slow.script();
+    let reason = loop {
+        let event = script
+            .recv(Duration::from_secs(30))
+            .await
+            .expect("read")
+            .expect("an event before the end");
+        match (event["type"].as_str(), event["event"].as_str()) {
+            (Some("event"), Some("audio")) => received += 1,
+            (Some("event"), Some("error")) => break event["args"][0].clone(),
+            _ => {}
+        }
+    };
+    assert_eq!(reason, "Too slow: too many chunks were waiting for you.");
+    assert!(
+        received < CHUNKS,
+        "dropped before the end: {received} chunks"
+    );
+    assert_eq!(
+        slow.expect_disconnect().await.expect("disconnected"),
+        "io server disconnect"
+    );
+}

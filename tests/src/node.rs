@@ -134,6 +134,11 @@ pub struct NodeScript {
 }
 
 impl NodeScript {
+    /// The node process's id while it runs (to pause it with SIGSTOP, say, and make a slow peer).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Writes `command` as one line to the script's stdin.
     pub async fn send(&mut self, command: &Value) -> Result<()> {
         let stdin = self.stdin.as_mut().ok_or_else(|| HarnessError::Protocol {
