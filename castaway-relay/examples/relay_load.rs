@@ -118,24 +118,10 @@ async fn start_server() -> Result<Server, Failure> {
     Err("the server never announced its address".into())
 }
 
-/// CPU seconds (user + system) and resident bytes of a process.
+/// CPU seconds and resident bytes of the server.
 fn usage(pid: u32) -> Result<(f64, u64), Failure> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .ok_or("odd /proc stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0);
-    Ok((ticks / 100.0, rss_kib * 1024))
+    let usage = harness::usage(pid)?;
+    Ok((usage.cpu_seconds, usage.resident_bytes))
 }
 
 /// Opens a Socket.IO connection to `namespace` and waits until it is admitted.

@@ -25,6 +25,20 @@ pub struct Livestream {
     pub streamer_connected: bool,
 }
 
+impl Livestream {
+    /// A new livestream of `artist_id`, with a fresh id, not started.
+    fn new(artist_id: &str, new: &NewLivestream) -> Self {
+        Self {
+            id: new_id(),
+            title: new.title.clone(),
+            description: new.description.clone(),
+            artist_id: artist_id.to_owned(),
+            artist_name: new.artist_name.clone(),
+            streamer_connected: false,
+        }
+    }
+}
+
 /// What `POST /api/livestreams` creates (the artist comes from the token).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -101,14 +115,7 @@ impl MemoryStore {
 #[async_trait]
 impl LivestreamStore for MemoryStore {
     async fn create(&self, artist_id: &str, new: &NewLivestream) -> Result<Livestream, StoreError> {
-        let livestream = Livestream {
-            id: new_id(),
-            title: new.title.clone(),
-            description: new.description.clone(),
-            artist_id: artist_id.to_owned(),
-            artist_name: new.artist_name.clone(),
-            streamer_connected: false,
-        };
+        let livestream = Livestream::new(artist_id, new);
         self.with(|(counter, all)| {
             *counter += 1;
             all.insert(livestream.id.clone(), (*counter, livestream.clone()));
@@ -224,14 +231,7 @@ impl SqlStore {
 #[async_trait]
 impl LivestreamStore for SqlStore {
     async fn create(&self, artist_id: &str, new: &NewLivestream) -> Result<Livestream, StoreError> {
-        let livestream = Livestream {
-            id: new_id(),
-            title: new.title.clone(),
-            description: new.description.clone(),
-            artist_id: artist_id.to_owned(),
-            artist_name: new.artist_name.clone(),
-            streamer_connected: false,
-        };
+        let livestream = Livestream::new(artist_id, new);
         let sql = "INSERT INTO castaway_livestreams
             (id, seq, title, description, artist_id, artist_name, streamer_connected)
             VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM castaway_livestreams),

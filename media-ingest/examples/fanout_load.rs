@@ -173,25 +173,10 @@ fn publish(input: &Path, url: &str) -> Result<Child, Failure> {
         .spawn()?)
 }
 
-/// CPU seconds (user + system) and resident memory of a process.
+/// CPU seconds and resident bytes of the server.
 fn usage(pid: u32) -> Result<(f64, u64), Failure> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .ok_or("odd /proc stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0);
-    // USER_HZ is 100 on Linux.
-    Ok((ticks / 100.0, rss_kib * 1024))
+    let usage = harness::usage(pid)?;
+    Ok((usage.cpu_seconds, usage.resident_bytes))
 }
 
 async fn players(max: usize) -> Result<(), Failure> {

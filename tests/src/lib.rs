@@ -48,5 +48,8 @@ pub use node::{
 };
 pub use peers::{peer, peers_required};
 pub use postgres::PgSchema;
-pub use process::{LocalServer, READY_TIMEOUT, ServerProcess, free_port, wait_for_tcp_listener};
+pub use process::{
+    LocalServer, ProcessUsage, READY_TIMEOUT, ServerProcess, free_port, usage,
+    wait_for_tcp_listener,
+};
 pub use redis::RedisPrefix;

@@ -309,3 +309,45 @@ mod announcements {
         }
     }
 }
+
+/// What a process has used so far, from `/proc` (Linux).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessUsage {
+    /// CPU time, user and system, in seconds.
+    pub cpu_seconds: f64,
+    /// Resident memory, in bytes.
+    pub resident_bytes: u64,
+}
+
+/// The CPU time and resident memory of process `pid`, for load generators that measure a
+/// server running as a child process.
+pub fn usage(pid: u32) -> std::io::Result<ProcessUsage> {
+    let odd = |what: &str| std::io::Error::other(format!("/proc/{pid}: {what}"));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .ok_or_else(|| odd("stat without a command"))?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| -> std::io::Result<f64> {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<f64>().ok())
+            .ok_or_else(|| odd("stat without CPU times"))
+    };
+    // utime and stime, in clock ticks: USER_HZ is 100 on Linux.
+    let cpu_seconds = (ticks(11)? + ticks(12)?) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let resident_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .ok_or_else(|| odd("status without VmRSS"))?;
+    Ok(ProcessUsage {
+        cpu_seconds,
+        resident_bytes: resident_kib * 1024,
+    })
+}
