@@ -5,7 +5,7 @@ use castaway_relay::{
     CastawayConfig, CastawayServer, StaticTokens,
     store::{Livestream, LivestreamStore, MemoryStore, NewLivestream},
 };
-use harness::{Ffmpeg, Node, SocketIoClient, TestSignal, peer};
+use harness::{Ffmpeg, Node, SocketIoClient, TestSignal, http, peer};
 use serde_json::{Value, json};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -301,7 +301,7 @@ async fn uploads_sent_before_admission_completes_are_kept_in_order() {
 #[tokio::test]
 async fn the_http_api_creates_and_reads_livestreams_for_token_holders() {
     let relay = relay(|_| {}).await;
-    let client = harness::http::client();
+    let client = http::client();
     let base = format!("http://{}/api/livestreams", relay.addr);
     let body = json!({"title": "Set", "description": "d", "artistName": "Ada"});
     let anonymous = client
@@ -336,14 +336,7 @@ async fn the_http_api_creates_and_reads_livestreams_for_token_holders() {
     assert_eq!(created["livestreamId"], created["id"]);
     assert_eq!(created["streamerConnected"], false);
     let id = created["id"].as_str().expect("an id");
-    let one: Value = client
-        .get(format!("{base}/{id}"))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("JSON");
+    let one: Value = http::get_json(&format!("{base}/{id}")).await.expect("JSON");
     assert_eq!(one["title"], "Set");
     let missing = client
         .get(format!("{base}/nope"))
@@ -351,14 +344,7 @@ async fn the_http_api_creates_and_reads_livestreams_for_token_holders() {
         .await
         .expect("answered");
     assert_eq!(missing.status(), 404);
-    let all: Value = client
-        .get(&base)
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("JSON");
+    let all: Value = http::get_json(&base).await.expect("JSON");
     assert_eq!(all.as_array().map(Vec::len), Some(1));
 }
 

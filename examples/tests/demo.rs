@@ -56,12 +56,7 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
         }
     }
 
-    let services: Value = client
-        .get(format!("{base}/services.json"))
-        .send()
-        .await
-        .expect("answered")
-        .json()
+    let services: Value = http::get_json(&format!("{base}/services.json"))
         .await
         .expect("JSON");
     assert_eq!(services.as_array().map(Vec::len), Some(5));
@@ -75,22 +70,12 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
         format!("{base}/coordinator/").as_str()
     );
     let castaway = demo.addr("castaway").expect("announced");
-    let livestreams: Value = client
-        .get(format!("http://{castaway}/api/livestreams"))
-        .send()
-        .await
-        .expect("answered")
-        .json()
+    let livestreams: Value = http::get_json(&format!("http://{castaway}/api/livestreams"))
         .await
         .expect("JSON");
     assert_eq!(livestreams[0]["artistId"], "demo-artist", "{livestreams}");
     let rtmp = demo.addr("coordinator-rtmp").expect("announced");
-    let page = client
-        .get(format!("{base}/coordinator/"))
-        .send()
-        .await
-        .expect("answered")
-        .text()
+    let page = http::get_text(&format!("{base}/coordinator/"))
         .await
         .expect("body");
     assert!(
@@ -111,12 +96,7 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
         (200, "ok")
     );
 
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("answered")
-        .text()
+    let metrics = http::get_text(&format!("{base}/metrics"))
         .await
         .expect("body");
     let views = metrics

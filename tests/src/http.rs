@@ -33,3 +33,13 @@ pub fn install_crypto_provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }
+
+/// GETs `url` with the [`client`] and reads its body as JSON, whatever the status.
+pub async fn get_json(url: &str) -> reqwest::Result<serde_json::Value> {
+    client().get(url).send().await?.json().await
+}
+
+/// GETs `url` with the [`client`] and reads its body as text, whatever the status.
+pub async fn get_text(url: &str) -> reqwest::Result<String> {
+    client().get(url).send().await?.text().await
+}
