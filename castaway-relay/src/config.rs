@@ -29,8 +29,17 @@ pub struct CastawayConfig {
     pub admission_timeout: Duration,
     /// The Firebase project whose ID tokens are accepted (the original's `PROJECT_ID`).
     pub project_id: Option<String>,
-    /// With a Redis URL, listeners on every node sharing it receive a streamer's chunks.
+    /// With a Redis URL, listeners on every node sharing it receive a streamer's chunks. The
+    /// nodes must share the livestream store too (PostgreSQL, or one SQLite file on one host).
     pub redis_url: Option<String>,
+    /// What the cluster's Redis keys and channel start with, so several clusters can share one
+    /// Redis. Default `castaway:`.
+    pub redis_prefix: String,
+    /// How long a node's claim on a livestream's streamer outlives the node: when a node dies,
+    /// other nodes end its livestreams' listeners, and a new streamer may start, within this.
+    /// Renewed, and other nodes' leases checked, every third of it: give every node the same.
+    /// Default 15 s.
+    pub cluster_lease: Duration,
 }
 
 impl Default for CastawayConfig {
@@ -47,6 +56,8 @@ impl Default for CastawayConfig {
             admission_timeout: Duration::from_secs(10),
             project_id: None,
             redis_url: None,
+            redis_prefix: "castaway:".to_owned(),
+            cluster_lease: Duration::from_secs(15),
         }
     }
 }
@@ -114,6 +125,12 @@ impl CastawayConfig {
             "more than 0",
             self.admission_timeout,
         )?;
+        ensure(
+            self.cluster_lease >= Duration::from_secs(1),
+            "cluster_lease",
+            "at least 1 s",
+            self.cluster_lease,
+        )?;
         if let Some(project) = &self.project_id {
             ensure(
                 !project.trim().is_empty(),
@@ -152,6 +169,9 @@ mod validation {
                 c.admission_timeout = Duration::ZERO
             }),
             ("project_id", |c| c.project_id = Some(" ".into())),
+            ("cluster_lease", |c| {
+                c.cluster_lease = Duration::from_millis(999)
+            }),
         ];
         for (setting, breaks) in broken {
             let setting = *setting;

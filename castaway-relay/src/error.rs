@@ -27,4 +27,7 @@ pub enum Error {
     /// The livestream store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The cluster's Redis could not be reached.
+    #[error("cluster (Redis): {0}")]
+    Cluster(#[from] redis::RedisError),
 }

@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod cluster;
 mod config;
 mod error;
 mod firebase;
@@ -46,6 +47,8 @@ mod server;
 pub mod store;
 mod verify;
 
+#[cfg(feature = "fuzzing")]
+pub use cluster::fuzz_message as fuzz_cluster_message;
 pub use config::CastawayConfig;
 pub use error::{ConfigError, Error};
 pub use firebase::{CertSource, FirebaseVerifier, GOOGLE_CERTS_URL};

@@ -1,7 +1,11 @@
 //! The relay as a server: Socket.IO and the HTTP API on one port.
 
 use crate::{
-    CastawayConfig, Error, api, relay::Shared, store::LivestreamStore, verify::TokenVerifier,
+    CastawayConfig, Error, api,
+    cluster::{Cluster, Feeds},
+    relay::Shared,
+    store::LivestreamStore,
+    verify::TokenVerifier,
 };
 use axum::Router;
 use socketioxide::SocketIo;
@@ -12,18 +16,40 @@ use tokio::net::TcpListener;
 pub struct CastawayServer {
     listener: TcpListener,
     router: Router,
+    /// The cluster's tasks, stopped with the server.
+    tasks: Tasks,
+}
+
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl CastawayServer {
-    /// Validates `config`, clears `streamerConnected` flags a crash left behind, and binds
-    /// `config.listen` (port 0 picks a free one).
+    /// Validates `config`, joins the cluster when it has a Redis URL, clears
+    /// `streamerConnected` flags a crash left behind, and binds `config.listen` (port 0 picks
+    /// a free one).
     pub async fn bind(
         config: CastawayConfig,
         verifier: Arc<dyn TokenVerifier>,
         store: Arc<dyn LivestreamStore>,
     ) -> Result<Self, Error> {
         config.validate()?;
-        let reset = store.reset_streamers().await?;
+        let cluster = match &config.redis_url {
+            Some(url) => {
+                Some(Cluster::connect(url, &config.redis_prefix, config.cluster_lease).await?)
+            }
+            None => None,
+        };
+        let reset = match &cluster {
+            None => store.reset_streamers().await?,
+            Some((cluster, _)) => clear_stale_flags(store.as_ref(), cluster).await?,
+        };
         if reset > 0 {
             tracing::info!(reset, "cleared streamerConnected left by an earlier run");
         }
@@ -38,13 +64,22 @@ impl CastawayServer {
             .max_buffer_size(buffer)
             .build_svc();
         let listener = TcpListener::bind(config.listen).await?;
-        let shared = Shared::new(config, verifier.clone(), store.clone());
+        let (cluster, feeds) = cluster.map(|(c, f)| (Arc::new(c), f)).unzip();
+        let shared = Shared::new(config, verifier.clone(), store.clone(), cluster.clone());
         shared.attach(&io);
+        let tasks = Tasks(match (cluster, feeds) {
+            (Some(cluster), Some(feeds)) => spawn_cluster(&cluster, feeds, &shared),
+            _ => Vec::new(),
+        });
         // Socket.IO at its default path, whatever routes are merged beside.
         let router = api::routes(verifier, store)
             .route_service("/socket.io/", service.clone())
             .route_service("/socket.io", service);
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            tasks,
+        })
     }
 
     /// The bound address.
@@ -59,9 +94,60 @@ impl CastawayServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let router = self.router.merge(extra);
+        let _tasks = self.tasks;
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())
     }
 }
+
+/// The cluster's publisher, subscriber and lease watch.
+fn spawn_cluster(
+    cluster: &Arc<Cluster>,
+    feeds: Feeds,
+    shared: &Arc<Shared>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let (commands, channel) = cluster.publisher();
+    let weak = Arc::downgrade(shared);
+    let apply = move |message| {
+        if let Some(shared) = weak.upgrade() {
+            shared.apply(message);
+        }
+    };
+    vec![
+        tokio::spawn(Cluster::publish(commands, channel.clone(), feeds.outbox)),
+        tokio::spawn(Cluster::subscribe(
+            cluster.node(),
+            channel,
+            feeds.subscription,
+            feeds.client,
+            apply,
+        )),
+        tokio::spawn(Shared::watch_leases(Arc::downgrade(shared))),
+    ]
+}
+
+/// In a cluster, only the flags no node's lease stands behind are stale: the others are
+/// other nodes' live streamers.
+async fn clear_stale_flags(store: &dyn LivestreamStore, cluster: &Cluster) -> Result<u64, Error> {
+    let flagged: Vec<String> = store
+        .list(STALE_FLAG_SCAN)
+        .await?
+        .into_iter()
+        .filter(|l| l.streamer_connected)
+        .map(|l| l.id)
+        .collect();
+    let holders = cluster.holders(&flagged).await?;
+    let mut cleared = 0;
+    for (id, holder) in flagged.iter().zip(holders) {
+        if holder.is_none() {
+            store.release_streamer(id).await?;
+            cleared += 1;
+        }
+    }
+    Ok(cleared)
+}
+
+/// How many livestreams (the newest) are checked for stale flags when a node joins a cluster.
+const STALE_FLAG_SCAN: usize = 10_000;

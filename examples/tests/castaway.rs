@@ -1,83 +1,12 @@
 //! The Castaway relay against the official JavaScript socket.io-client 4.8, with the seed's
 //! snippets' options (`extraHeaders`), real AAC audio made by ffmpeg, and every error string.
 
-use castaway_relay::{
-    CastawayConfig, CastawayServer, StaticTokens,
-    store::{Livestream, LivestreamStore, MemoryStore, NewLivestream},
-};
-use harness::{Ffmpeg, Node, SocketIoClient, TestSignal, http, peer};
+mod castaway_support;
+
+use castaway_support::{audio, credentials, ended, refused, relay, text};
+use harness::{Ffmpeg, Node, TestSignal, http, peer};
 use serde_json::{Value, json};
-use std::{net::SocketAddr, sync::Arc, time::Duration};
-
-struct Relay {
-    addr: SocketAddr,
-    store: Arc<MemoryStore>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn relay(edit: impl FnOnce(&mut CastawayConfig)) -> Relay {
-    let mut config = CastawayConfig::default();
-    config.listen = "127.0.0.1:0".parse().expect("address");
-    edit(&mut config);
-    let tokens = StaticTokens::new()
-        .allow("artist-token", "artist-1")
-        .allow("fan-token", "fan-1")
-        .allow("fan-2-token", "fan-2");
-    let store = Arc::new(MemoryStore::new());
-    let server = CastawayServer::bind(config, Arc::new(tokens), store.clone())
-        .await
-        .expect("bound");
-    let addr = server.local_addr().expect("address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(axum::Router::new(), async move {
-        let _ = stopped.await;
-    }));
-    Relay {
-        addr,
-        store,
-        _stop: stop,
-    }
-}
-
-impl Relay {
-    async fn livestream(&self) -> Livestream {
-        let new = NewLivestream {
-            title: "Evening set".into(),
-            description: "live from the studio".into(),
-            artist_name: "Ada".into(),
-        };
-        self.store.create("artist-1", &new).await.expect("created")
-    }
-
-    fn client(&self, node: &Node, namespace: &str, headers: Value) -> SocketIoClient {
-        self.client_with(node, namespace, json!({ "extraHeaders": headers }))
-    }
-
-    fn client_with(&self, node: &Node, namespace: &str, options: Value) -> SocketIoClient {
-        let url = format!("http://{}{namespace}", self.addr);
-        node.socketio(&url, options).expect("client started")
-    }
-}
-
-fn credentials(token: &str, livestream: &str) -> Value {
-    json!({ "id-token": token, "livestream-id": livestream })
-}
-
-async fn text(client: &mut SocketIoClient, event: &str) -> String {
-    let args = client.expect_event(event).await.expect("event");
-    args[0].as_str().expect("a string").to_owned()
-}
-
-/// Connects, then reads the one `error` and the disconnection that follow.
-async fn refused(mut client: SocketIoClient) -> String {
-    client.connected().await.expect("connected, to be told why");
-    let reason = text(&mut client, "error").await;
-    assert_eq!(
-        client.expect_disconnect().await.expect("disconnected"),
-        "io server disconnect"
-    );
-    reason
-}
+use std::time::Duration;
 
 /// A real AAC file, in chunks of `size` bytes.
 async fn aac_chunks(ffmpeg: &Ffmpeg, size: usize) -> Vec<Vec<u8>> {
@@ -149,9 +78,7 @@ async fn one_streamer_reaches_every_listener_in_order_until_it_leaves() {
     }
     for listener in &mut listeners {
         for (n, chunk) in chunks.iter().enumerate() {
-            let args = listener.expect_event("audio").await.expect("audio");
-            let received = harness::decode_binary(&args[0]).expect("binary");
-            assert!(received == *chunk, "chunk {n} differs");
+            assert!(audio(listener).await == *chunk, "chunk {n} differs");
         }
     }
 
@@ -159,22 +86,14 @@ async fn one_streamer_reaches_every_listener_in_order_until_it_leaves() {
     let mut late = relay.client(&node, "/listener", credentials("fan-2-token", id));
     late.connected().await.expect("connected");
     text(&mut late, "success").await;
-    let args = late.expect_event("audio").await.expect("the latest chunk");
-    let received = harness::decode_binary(&args[0]).expect("binary");
+    let received = audio(&mut late).await;
     assert!(Some(&received) == chunks.last(), "not the latest chunk");
     listeners.push(late);
 
     // The streamer leaves: every listener is told and disconnected.
     streamer.close().await.expect("closed");
     for listener in &mut listeners {
-        assert_eq!(
-            text(listener, "error").await,
-            format!("Livestream {id} has ended.")
-        );
-        assert_eq!(
-            listener.expect_disconnect().await.expect("disconnected"),
-            "io server disconnect"
-        );
+        ended(listener, id).await;
     }
     let stored = relay.store.get(id).await.expect("read").expect("there");
     assert!(!stored.streamer_connected);
@@ -290,11 +209,7 @@ async fn uploads_sent_before_admission_completes_are_kept_in_order() {
     listener.connected().await.expect("connected");
     text(&mut listener, "success").await;
     for n in 0..3u8 {
-        let args = listener.expect_event("audio").await.expect("audio");
-        assert_eq!(
-            harness::decode_binary(&args[0]).expect("binary"),
-            vec![n; 4]
-        );
+        assert_eq!(audio(&mut listener).await, vec![n; 4]);
     }
 }
 
@@ -384,9 +299,7 @@ async fn a_listener_that_stops_reading_is_dropped_and_the_others_go_on() {
             .emit("upload", vec![harness::binary(&numbered)])
             .await
             .expect("uploaded");
-        let args = fast.expect_event("audio").await.expect("audio");
-        let received = harness::decode_binary(&args[0]).expect("binary");
-        assert!(received == numbered, "chunk {n} differs");
+        assert!(audio(&mut fast).await == numbered, "chunk {n} differs");
     }
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("continued");
     // It drains what was on its way, then hears why it was dropped.

@@ -5,6 +5,8 @@
 //! ```text
 //! PROJECT_ID=my-firebase-project cargo run --release --bin castaway            # Firebase ID tokens
 //! CASTAWAY_TOKEN_SECRET=change-me PROJECT_ID=my-project cargo run --release --bin castaway  # HS256
+//! # a cluster: run this on each node, with one Redis and one PostgreSQL
+//! … --redis-url redis://10.0.0.5:6379 --database-url postgres://castaway@10.0.0.6/castaway
 //! ```
 
 use castaway_relay::{
@@ -42,6 +44,16 @@ struct Args {
         default_value = "sqlite://castaway.sqlite3"
     )]
     database_url: String,
+    /// Redis shared by the nodes of a cluster: listeners on any node hear a streamer on any
+    /// node. The nodes must share the database too (PostgreSQL).
+    #[arg(long, env = "CASTAWAY_REDIS_URL")]
+    redis_url: Option<String>,
+    /// What the cluster's Redis keys and channel start with.
+    #[arg(long, env = "CASTAWAY_REDIS_PREFIX", default_value = "castaway:")]
+    redis_prefix: String,
+    /// How soon, after a node dies, the others end its livestreams (seconds, at least 1).
+    #[arg(long, env = "CASTAWAY_CLUSTER_LEASE_SECONDS", default_value_t = 15)]
+    cluster_lease_seconds: u64,
     /// Chunks kept for late joiners.
     #[arg(long, env = "CASTAWAY_HISTORY_CHUNKS", default_value_t = 1)]
     history_chunks: usize,
@@ -63,6 +75,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     config.listen = args.listen;
     config.history_chunks = args.history_chunks;
     config.project_id = Some(args.project_id.clone());
+    config.redis_url = args.redis_url;
+    config.redis_prefix = args.redis_prefix;
+    config.cluster_lease = std::time::Duration::from_secs(args.cluster_lease_seconds);
     let verifier: Arc<dyn TokenVerifier> = match (&args.token_secret, args.firebase_certs_file) {
         (Some(secret), _) => Arc::new(Hs256Verifier::new(secret.as_bytes(), &args.project_id)),
         (None, Some(file)) => Arc::new(FirebaseVerifier::new(

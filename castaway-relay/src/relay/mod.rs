@@ -11,8 +11,11 @@
 //! checked, kept for late joiners, and handed to each listener's socket queue, the same `Bytes`
 //! for all.
 
+mod live;
+
 use crate::{
     CastawayConfig,
+    cluster::{Cluster, Session},
     store::LivestreamStore,
     verify::{TokenVerifier, VerifiedUser},
 };
@@ -25,8 +28,7 @@ use socketioxide::{
     socket::Socket,
 };
 use std::{
-    collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
     time::Instant,
 };
 
@@ -36,8 +38,10 @@ pub(crate) struct Shared {
     pub(crate) verifier: Arc<dyn TokenVerifier>,
     pub(crate) store: Arc<dyn LivestreamStore>,
     pub(crate) io: OnceLock<SocketIo>,
-    /// Livestreams with a connected streamer: their recent chunks.
-    live: Mutex<HashMap<String, VecDeque<Bytes>>>,
+    /// Livestreams with a streamer (here, or on another node of the cluster).
+    live: Mutex<live::LiveMap>,
+    /// The other nodes, with a Redis URL.
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 /// The outcome of admission, kept in the socket's extensions.
@@ -82,20 +86,16 @@ impl Shared {
         config: CastawayConfig,
         verifier: Arc<dyn TokenVerifier>,
         store: Arc<dyn LivestreamStore>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
             verifier,
             store,
             io: OnceLock::new(),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(live::LiveMap::new()),
+            cluster,
         })
-    }
-
-    fn live(&self) -> MutexGuard<'_, HashMap<String, VecDeque<Bytes>>> {
-        self.live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Registers both namespaces on `io`.
@@ -130,8 +130,8 @@ impl Shared {
             .unwrap_or_else(|_| Err("Admission timed out.".to_owned()));
         let admission = match outcome {
             Err(reason) => Admission::Refused(reason),
-            Ok((user, livestream)) if streamer => {
-                self.live().insert(livestream.clone(), VecDeque::new());
+            Ok((user, livestream, session)) if streamer => {
+                self.started_here(&livestream, session);
                 let budget = Budget(Arc::new(Mutex::new((
                     f64::from(self.config.upload_burst),
                     Instant::now(),
@@ -141,13 +141,13 @@ impl Shared {
                 s.on("upload", async |_: Uploaded| {});
                 let shared = self.clone();
                 let id = livestream.clone();
-                s.on_disconnect(async move || shared.streamer_left(&id).await);
+                s.on_disconnect(async move || shared.streamer_left(&id, session).await);
                 Admission::Streamer {
                     uid: user.uid().to_owned(),
                     livestream,
                 }
             }
-            Ok((user, livestream)) => Admission::Listener {
+            Ok((user, livestream, _)) => Admission::Listener {
                 uid: user.uid().to_owned(),
                 livestream,
             },
@@ -161,7 +161,7 @@ impl Shared {
         s: &SocketRef,
         auth: Auth,
         streamer: bool,
-    ) -> Result<(VerifiedUser, String), String> {
+    ) -> Result<(VerifiedUser, String, Session), String> {
         let headers = &s.req_parts().headers;
         let header = |name: &str| {
             headers
@@ -192,72 +192,69 @@ impl Shared {
             .await
             .map_err(unavailable)?
             .ok_or_else(|| format!("Livestream {id} does not exist."))?;
+        let session: Session = rand::random();
         if streamer {
             if livestream.artist_id != user.uid() {
                 return Err("User is not authorized to livestream in this room.".into());
             }
-            if !self.store.claim_streamer(&id).await.map_err(unavailable)? {
-                return Err(format!("Livestream {id} already has a streamer."));
-            }
-        } else if !livestream.streamer_connected || !self.live().contains_key(&id) {
-            return Err(format!("Livestream {id} has not started."));
+            self.claim(&id, &session).await?;
         } else {
-            let listening = self
-                .io
-                .get()
-                .and_then(|io| io.of(LISTENERS))
-                .map_or(0, |ns| ns.within(id.clone()).sockets().len());
+            // In a cluster the lease says whether the livestream is on; the flag may be stale.
+            let started = match &self.cluster {
+                Some(_) => self.live_anywhere(&id).await.map_err(|error| {
+                    tracing::error!(%error, "cluster unavailable");
+                    "The livestream could not be checked; try again.".to_owned()
+                })?,
+                None => livestream.streamer_connected && self.live().contains_key(&id),
+            };
+            if !started {
+                return Err(format!("Livestream {id} has not started."));
+            }
+            let listening = self.listeners(&id).len();
             if listening >= self.config.max_listeners_per_livestream {
                 return Err(format!("Livestream {id} is full."));
             }
         }
-        Ok((user, id))
+        Ok((user, id, session))
     }
 
-    /// Relays a checked chunk: kept for late joiners, then to every listener.
-    fn relay(&self, livestream: &str, chunk: Bytes) {
-        let listeners = {
-            let mut live = self.live();
-            let Some(history) = live.get_mut(livestream) else {
-                return;
+    /// Makes `session` the one streamer of livestream `id`: the store's flag on one node, the
+    /// cluster's lease (then the flag, for the HTTP API's readers) in a cluster.
+    async fn claim(&self, id: &str, session: &Session) -> Result<(), String> {
+        let unavailable = |error: &dyn std::fmt::Display| {
+            tracing::error!(%error, "livestream store or cluster unavailable");
+            "The livestream could not be checked; try again.".to_owned()
+        };
+        let taken = format!("Livestream {id} already has a streamer.");
+        let Some(cluster) = &self.cluster else {
+            return match self.store.claim_streamer(id).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(taken),
+                Err(error) => Err(unavailable(&error)),
             };
-            history.push_back(chunk.clone());
-            while history.len() > self.config.history_chunks {
-                history.pop_front();
+        };
+        match cluster.claim(id, session).await {
+            Ok(true) => {}
+            Ok(false) => return Err(taken),
+            Err(error) => return Err(unavailable(&error)),
+        }
+        match self.store.claim_streamer(id).await {
+            // Set by a node that died: the lease it held has expired.
+            Ok(false) => tracing::info!(livestream = id, "streamerConnected was left set"),
+            Ok(true) => {}
+            Err(error) => {
+                if let Err(error) = cluster.release(id, session).await {
+                    tracing::warn!(%error, livestream = id, "cannot release the lease");
+                }
+                return Err(unavailable(&error));
             }
-            self.listeners(livestream)
-        };
-        metrics::counter!("castaway_chunks_relayed_total").increment(1);
-        for listener in listeners {
-            deliver(&listener, livestream, &chunk);
         }
-    }
-
-    fn listeners(&self, livestream: &str) -> Vec<SocketRef> {
-        self.io
-            .get()
-            .and_then(|io| io.of(LISTENERS))
-            .map(|ns| ns.within(livestream.to_owned()).sockets())
-            .unwrap_or_default()
-    }
-
-    async fn streamer_left(&self, livestream: &str) {
-        let listeners = {
-            let mut live = self.live();
-            live.remove(livestream);
-            self.listeners(livestream)
-        };
-        if let Err(error) = self.store.release_streamer(livestream).await {
-            tracing::error!(%error, livestream, "cannot clear streamerConnected");
-        }
-        let ended = format!("Livestream {livestream} has ended.");
-        for listener in listeners {
-            let _ = listener.emit("error", &ended);
-            let _ = listener.disconnect();
-        }
-        tracing::info!(livestream, "streamer left");
+        Ok(())
     }
 }
+
+/// What a streamer is told when its chunk reached nobody because the cluster is behind.
+const OVERLOADED: &str = "The relay is overloaded: this chunk was not relayed; send it again.";
 
 /// What a listener that fell too far behind is told.
 const TOO_SLOW: &str = "Too slow: too many chunks were waiting for you.";
@@ -315,17 +312,10 @@ async fn connected(s: SocketRef) {
             }
         }
         Admission::Listener { uid, livestream } => {
-            // Joined and caught up under the live lock: a chunk relayed meanwhile reaches
-            // this listener exactly once.
-            let history: Vec<Bytes> = {
-                let live = shared.live();
-                let Some(history) = live.get(&livestream) else {
-                    let _ = s.emit("error", &format!("Livestream {livestream} has ended."));
-                    let _ = s.disconnect();
-                    return;
-                };
-                s.join(livestream.clone());
-                history.iter().cloned().collect()
+            let Some(history) = shared.join(&s, &livestream) else {
+                let _ = s.emit("error", &format!("Livestream {livestream} has ended."));
+                let _ = s.disconnect();
+                return;
             };
             let _ = s.emit(
                 "success",
@@ -391,7 +381,11 @@ impl<A: Adapter> FromMessage<A> for Uploaded {
             );
             return Ok(Self);
         }
-        shared.relay(&livestream, chunk);
+        if shared.relay(&livestream, chunk).is_err() {
+            metrics::counter!("castaway_uploads_refused_overloaded_total").increment(1);
+            let _ = socket.emit("error", OVERLOADED);
+            return Ok(Self);
+        }
         let _ = socket.emit("success", &format!("Packet received from user {uid}"));
         Ok(Self)
     }
