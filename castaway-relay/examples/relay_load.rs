@@ -7,7 +7,9 @@
 //! `fanout` (defaults 1,000 listeners, 200 chunks of 80 KiB): one streamer uploads as fast as
 //! the relay acknowledges (one upload in flight), and every listener counts what it gets; it
 //! reports chunks/s, MB/s delivered in total, and the time from an upload to its receipt by the
-//! last listener. `idle` (default 10,000 listeners): the server's resident memory per connected
+//! last listener, and how much the server allocated per chunk and listener (its allocator counts,
+//! so a chunk copied for each listener would show as its size). `idle` (default 10,000
+//! listeners): the server's resident memory per connected
 //! listener. The server runs in a child process (this program with `serve`) so that its CPU and
 //! memory are measured alone from /proc; the clients are minimal Socket.IO-over-WebSocket
 //! clients in this process, on the same cores.
@@ -38,6 +40,10 @@ use tokio_tungstenite::{
 };
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// The system allocator, counting what it hands out (in the server, read at `/allocated`).
+#[global_allocator]
+static COUNTING: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 #[tokio::main]
@@ -81,9 +87,15 @@ async fn serve() -> Result<(), Failure> {
     let server = CastawayServer::bind(config, Arc::new(tokens), store).await?;
     println!("listening {} {}", server.local_addr()?, livestream.id);
     // Runs until the load generator, its parent, kills it.
-    server
-        .run(axum::Router::new(), std::future::pending())
-        .await?;
+    let allocated = axum::Router::new().route(
+        "/allocated",
+        axum::routing::get(async || {
+            // Fresh allocations, and what reallocations grew (net of what they shrank).
+            let stats = COUNTING.stats();
+            (stats.bytes_allocated as i64 + stats.bytes_reallocated as i64).to_string()
+        }),
+    );
+    server.run(allocated, std::future::pending()).await?;
     Ok(())
 }
 
@@ -226,6 +238,7 @@ async fn fanout(listeners: usize, chunks: usize, chunk_kib: usize) -> Result<(),
         });
     }
     let (cpu_before, _) = usage(server.pid)?;
+    let allocated_before = allocated(&server).await?;
     let mut uploaded = Vec::with_capacity(chunks);
     let body = vec![0x5au8; chunk_kib << 10];
     for seq in 0..chunks {
@@ -262,6 +275,7 @@ async fn fanout(listeners: usize, chunks: usize, chunk_kib: usize) -> Result<(),
         .map_err(|_| "listeners did not finish within 10 minutes")?;
     let elapsed = started.elapsed();
     let (cpu_after, rss) = usage(server.pid)?;
+    let allocated_during = allocated(&server).await?.saturating_sub(allocated_before);
     let delivered = bytes.load(Ordering::Relaxed) as f64;
     let mut latencies: Vec<f64> = uploaded
         .iter()
@@ -299,7 +313,19 @@ async fn fanout(listeners: usize, chunks: usize, chunk_kib: usize) -> Result<(),
         (cpu_after - cpu_before) / elapsed.as_secs_f64() * 100.0,
         rss >> 20
     );
+    println!(
+        "server heap: {:.0} MB allocated while relaying, {:.0} bytes per chunk per listener (a chunk is {} bytes)",
+        allocated_during as f64 / 1e6,
+        allocated_during as f64 / (chunks * listeners) as f64,
+        chunk_kib << 10
+    );
     Ok(())
+}
+
+/// What the server's allocator has handed out so far, in bytes.
+async fn allocated(server: &Server) -> Result<u64, Failure> {
+    let text = harness::http::get_text(&format!("http://{}/allocated", server.addr)).await?;
+    Ok(text.trim().parse()?)
 }
 
 async fn idle(listeners: usize) -> Result<(), Failure> {

@@ -3,11 +3,11 @@
 //!
 //! # Status
 //!
-//! **Partly built:** the relay ([`CastawayServer`]: admission before connection, `upload` →
-//! `audio` in order, history for late joiners, the streamer-leaves flow, limits), the
+//! **Built:** the relay ([`CastawayServer`]: admission before connection, `upload` → `audio`
+//! in order, history for late joiners, the streamer-leaves flow, limits), the
 //! [`TokenVerifier`]s [`FirebaseVerifier`], [`Hs256Verifier`] and [`StaticTokens`], the
-//! [`store::LivestreamStore`] (memory, SQLite, PostgreSQL) and the HTTP API. Not built yet:
-//! Redis scale-out.
+//! [`store::LivestreamStore`] (memory, SQLite, PostgreSQL), the HTTP API, and scale-out over
+//! Redis ([`CastawayConfig::redis_url`]).
 //!
 //! # Parts
 //!
@@ -20,7 +20,8 @@
 //!                          └─ history: the last chunk(s) for late joiners
 //!  listener ──Socket.IO /listener──▶ admission: livestream exists and has started
 //!  HTTP /api/livestreams ──▶ LivestreamStore (memory, SQLite, PostgreSQL)
-//!  scale-out: socketioxide's Redis adapter
+//!  scale-out: chunks, starts and ends on one Redis channel; one streamer per livestream by a
+//!             lease in Redis, which also tells the other nodes when a node died
 //! ```
 //!
 //! # Configuration

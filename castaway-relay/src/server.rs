@@ -3,7 +3,7 @@
 use crate::{
     CastawayConfig, Error, api,
     cluster::{Cluster, Feeds},
-    relay::Shared,
+    relay::{FanOut, Overflow, Shared},
     store::LivestreamStore,
     verify::TokenVerifier,
 };
@@ -59,15 +59,17 @@ impl CastawayServer {
         // A binary event is two engine packets; the queue holds the configured chunks and
         // the control messages around them.
         let buffer = config.listener_queue_chunks * 2 + 16;
+        let overflow = Arc::new(Overflow::default());
         let (service, io) = SocketIo::builder()
             .max_payload(max_payload)
             .max_buffer_size(buffer)
             .ws_read_buffer_size(WS_READ_BUFFER)
+            .with_adapter::<FanOut>(overflow.clone())
             .build_svc();
         let listener = TcpListener::bind(config.listen).await?;
         let (cluster, feeds) = cluster.map(|(c, f)| (Arc::new(c), f)).unzip();
         let shared = Shared::new(config, verifier.clone(), store.clone(), cluster.clone());
-        shared.attach(&io);
+        shared.attach(&io, &overflow);
         let tasks = Tasks(match (cluster, feeds) {
             (Some(cluster), Some(feeds)) => spawn_cluster(&cluster, feeds, &shared),
             _ => Vec::new(),

@@ -2,7 +2,7 @@
 //! session, their recent chunks for late joiners, and what happens when one starts, gets a
 //! chunk or ends.
 
-use super::{LISTENERS, Shared, deliver};
+use super::{FanOut, LISTENERS, Shared};
 use crate::cluster::{Event, Message, Session};
 use bytes::Bytes;
 use socketioxide::extract::SocketRef;
@@ -64,7 +64,7 @@ impl Shared {
             Some(cluster) => Some(cluster.reserve().ok_or(Overloaded)?),
             None => None,
         };
-        let listeners = {
+        {
             let mut live = self.live();
             let Some(stream) = live.get_mut(livestream).filter(|s| s.here) else {
                 return Ok(());
@@ -73,13 +73,27 @@ impl Shared {
                 outgoing.send(stream.session, livestream, Event::Chunk(chunk.clone()));
             }
             self.keep(stream, &chunk);
-            self.listeners(livestream)
-        };
-        metrics::counter!("castaway_chunks_relayed_total").increment(1);
-        for listener in listeners {
-            deliver(&listener, livestream, &chunk);
+            self.broadcast(livestream, &chunk);
         }
+        metrics::counter!("castaway_chunks_relayed_total").increment(1);
         Ok(())
+    }
+
+    /// Queues `chunk` to every listener of `livestream` here, encoded once and shared (see
+    /// [`FanOut`]); those with a full queue are dropped as too slow. Called under the live
+    /// lock, so a listener joining meanwhile gets a chunk from the history or from here, never
+    /// both.
+    fn broadcast(&self, livestream: &str, chunk: &Bytes) {
+        use futures::FutureExt as _;
+        let Some(ns) = self.io.get().and_then(|io| io.of(LISTENERS)) else {
+            return;
+        };
+        // Ready at once: FanOut queues synchronously. Full queues are reported to the
+        // overflow callback, by socket.
+        let _ = ns
+            .within(livestream.to_owned())
+            .emit("audio", chunk)
+            .now_or_never();
     }
 
     fn keep(&self, stream: &mut Live, chunk: &Bytes) {
@@ -91,14 +105,14 @@ impl Shared {
 
     /// Joins `s` to `livestream` and returns the recent chunks, under the live lock, so a chunk
     /// relayed meanwhile reaches it exactly once; `None` if the livestream is not live here.
-    pub(super) fn join(&self, s: &SocketRef, livestream: &str) -> Option<Vec<Bytes>> {
+    pub(super) fn join(&self, s: &SocketRef<FanOut>, livestream: &str) -> Option<Vec<Bytes>> {
         let live = self.live();
         let stream = live.get(livestream)?;
         s.join(livestream.to_owned());
         Some(stream.history.iter().cloned().collect())
     }
 
-    pub(super) fn listeners(&self, livestream: &str) -> Vec<SocketRef> {
+    pub(super) fn listeners(&self, livestream: &str) -> Vec<SocketRef<FanOut>> {
         self.io
             .get()
             .and_then(|io| io.of(LISTENERS))
@@ -164,24 +178,19 @@ impl Shared {
                 }
             }
             Event::Chunk(chunk) => {
-                let listeners = {
-                    let mut live = self.live();
-                    let stream = live
-                        .entry(livestream.clone())
-                        .or_insert_with(|| Live::new(session, false));
-                    if stream.here {
-                        return;
-                    }
-                    if stream.session != session {
-                        *stream = Live::new(session, false);
-                    }
-                    self.keep(stream, &chunk);
-                    self.listeners(&livestream)
-                };
-                metrics::counter!("castaway_cluster_chunks_received_total").increment(1);
-                for listener in listeners {
-                    deliver(&listener, &livestream, &chunk);
+                let mut live = self.live();
+                let stream = live
+                    .entry(livestream.clone())
+                    .or_insert_with(|| Live::new(session, false));
+                if stream.here {
+                    return;
                 }
+                if stream.session != session {
+                    *stream = Live::new(session, false);
+                }
+                self.keep(stream, &chunk);
+                self.broadcast(&livestream, &chunk);
+                metrics::counter!("castaway_cluster_chunks_received_total").increment(1);
             }
         }
     }

@@ -11,7 +11,10 @@
 //! checked, kept for late joiners, and handed to each listener's socket queue, the same `Bytes`
 //! for all.
 
+mod fanout;
 mod live;
+
+pub(crate) use fanout::{FanOut, Overflow};
 
 use crate::{
     CastawayConfig,
@@ -22,7 +25,6 @@ use crate::{
 use bytes::Bytes;
 use socketioxide::{
     SocketIo,
-    adapter::Adapter,
     extract::{Data, SocketRef, TryData},
     handler::{ConnectHandler as _, FromMessage},
     socket::Socket,
@@ -37,7 +39,7 @@ pub(crate) struct Shared {
     pub(crate) config: CastawayConfig,
     pub(crate) verifier: Arc<dyn TokenVerifier>,
     pub(crate) store: Arc<dyn LivestreamStore>,
-    pub(crate) io: OnceLock<SocketIo>,
+    pub(crate) io: OnceLock<SocketIo<FanOut>>,
     /// Livestreams with a streamer (here, or on another node of the cluster).
     live: Mutex<live::LiveMap>,
     /// The other nodes, with a Redis URL.
@@ -58,7 +60,7 @@ enum Admission {
 struct Greeted(Arc<std::sync::atomic::AtomicBool>);
 
 impl Greeted {
-    fn greet<A: Adapter>(&self, s: &SocketRef<A>, uid: &str, livestream: &str) {
+    fn greet(&self, s: &SocketRef<FanOut>, uid: &str, livestream: &str) {
         if !self.0.swap(true, std::sync::atomic::Ordering::AcqRel) {
             let _ = s.emit(
                 "success",
@@ -99,10 +101,22 @@ impl Shared {
     }
 
     /// Registers both namespaces on `io`.
-    pub(crate) fn attach(self: &Arc<Self>, io: &SocketIo) {
+    pub(crate) fn attach(self: &Arc<Self>, io: &SocketIo<FanOut>, overflow: &Overflow) {
         let _ = self.io.set(io.clone());
+        let shared = Arc::downgrade(self);
+        overflow.on_full(move |namespace, sids| {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let Some(ns) = shared.io.get().and_then(|io| io.of(namespace)) else {
+                return;
+            };
+            for listener in sids.into_iter().filter_map(|sid| ns.get_socket(sid)) {
+                drop_slow(&listener);
+            }
+        });
         let shared = self.clone();
-        let admit = move |s: SocketRef, TryData(auth): TryData<Auth>| {
+        let admit = move |s: SocketRef<FanOut>, TryData(auth): TryData<Auth>| {
             let shared = shared.clone();
             async move {
                 shared.admit(&s, auth.unwrap_or_default(), true).await;
@@ -111,7 +125,7 @@ impl Shared {
         };
         io.ns("/streamer", connected.with(admit));
         let shared = self.clone();
-        let admit = move |s: SocketRef, TryData(auth): TryData<Auth>| {
+        let admit = move |s: SocketRef<FanOut>, TryData(auth): TryData<Auth>| {
             let shared = shared.clone();
             async move {
                 shared.admit(&s, auth.unwrap_or_default(), false).await;
@@ -123,7 +137,7 @@ impl Shared {
 
     /// Decides whether `s` may stream (or listen) and, if so, gives it its handlers. Always
     /// lets the socket connect: a refusal is delivered on `error` once connected.
-    async fn admit(self: &Arc<Self>, s: &SocketRef, auth: Auth, streamer: bool) {
+    async fn admit(self: &Arc<Self>, s: &SocketRef<FanOut>, auth: Auth, streamer: bool) {
         let timeout = self.config.admission_timeout;
         let outcome = tokio::time::timeout(timeout, self.check(s, auth, streamer))
             .await
@@ -158,7 +172,7 @@ impl Shared {
 
     async fn check(
         &self,
-        s: &SocketRef,
+        s: &SocketRef<FanOut>,
         auth: Auth,
         streamer: bool,
     ) -> Result<(VerifiedUser, String, Session), String> {
@@ -259,16 +273,23 @@ const OVERLOADED: &str = "The relay is overloaded: this chunk was not relayed; s
 /// What a listener that fell too far behind is told.
 const TOO_SLOW: &str = "Too slow: too many chunks were waiting for you.";
 
-/// Sends a chunk to one listener. One whose queue is full is too slow: it gets no more audio
-/// (it leaves the livestream's room), and as soon as its queue has room again it is told why
-/// and disconnected; a connection that never drains is closed by engine.io's ping timeout.
-fn deliver(listener: &SocketRef, livestream: &str, chunk: &Bytes) {
-    if listener.emit("audio", chunk).is_ok() {
-        return;
+/// Sends the history to a listener that just joined (its own copies: this is once per join).
+fn deliver(listener: &SocketRef<FanOut>, chunks: &[Bytes]) {
+    for chunk in chunks {
+        if listener.emit("audio", chunk).is_err() {
+            drop_slow(listener);
+            return;
+        }
     }
-    tracing::info!(sid = %listener.id, livestream, "listener too slow; dropping it");
+}
+
+/// A listener whose queue is full is too slow: it gets no more audio (it leaves the
+/// livestream's room), and as soon as its queue has room again it is told why and
+/// disconnected; a connection that never drains is closed by engine.io's ping timeout.
+fn drop_slow(listener: &SocketRef<FanOut>) {
+    tracing::info!(sid = %listener.id, "listener too slow; dropping it");
     metrics::counter!("castaway_listeners_dropped_total").increment(1);
-    listener.leave(livestream.to_owned());
+    listener.leave_all();
     let listener = listener.clone();
     tokio::spawn(async move {
         let mut retry = tokio::time::interval(SLOW_LISTENER_RETRY);
@@ -292,7 +313,7 @@ const SLOW_LISTENER_RETRIES: u32 = 1200;
 
 /// After admission: a refused socket is told why and disconnected; an admitted one hears
 /// `success` (and a listener gets the latest chunks at once).
-async fn connected(s: SocketRef) {
+async fn connected(s: SocketRef<FanOut>) {
     let (Some(admission), Some(shared)) = (
         s.extensions.get::<Admission>(),
         s.extensions.get::<Arc<Shared>>(),
@@ -321,9 +342,7 @@ async fn connected(s: SocketRef) {
                 "success",
                 &format!("User {uid} connected as listener to livestream {livestream}."),
             );
-            for chunk in &history {
-                deliver(&s, &livestream, chunk);
-            }
+            deliver(&s, &history);
         }
     }
 }
@@ -332,11 +351,11 @@ async fn connected(s: SocketRef) {
 /// spawned (empty) handler runs, the chunk is relayed.
 struct Uploaded;
 
-impl<A: Adapter> FromMessage<A> for Uploaded {
+impl FromMessage<FanOut> for Uploaded {
     type Error = std::convert::Infallible;
 
     fn from_message(
-        s: Arc<Socket<A>>,
+        s: Arc<Socket<FanOut>>,
         mut v: socketioxide_core::Value,
         ack: Option<i64>,
     ) -> Result<Self, Self::Error> {
