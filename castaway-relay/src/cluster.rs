@@ -448,3 +448,44 @@ mod wire {
         assert_eq!(unhex(&"é".repeat(16)), None);
     }
 }
+
+#[cfg(test)]
+mod with_redis {
+    use super::*;
+    use harness::{RedisPrefix, peer};
+
+    #[tokio::test]
+    async fn a_lease_has_one_holder_and_the_outbox_a_bound() {
+        let Some(redis) = peer(RedisPrefix::create().await) else {
+            return;
+        };
+        let lease = Duration::from_secs(5);
+        let (cluster, _feeds) = Cluster::connect(redis.url(), redis.prefix(), lease)
+            .await
+            .expect("connected");
+        let (first, second) = ([1; 16], [2; 16]);
+        assert!(cluster.claim("ls", &first).await.expect("claimed"));
+        assert!(!cluster.claim("ls", &second).await.expect("answered"));
+        assert!(!cluster.renew("ls", &second).await.expect("answered"));
+        assert!(cluster.renew("ls", &first).await.expect("renewed"));
+        // Only the holder can release it.
+        cluster.release("ls", &second).await.expect("answered");
+        let holders = cluster
+            .holders(&["ls".into(), "other".into()])
+            .await
+            .expect("read");
+        assert_eq!(holders, vec![Some(first), None]);
+        cluster.release("ls", &first).await.expect("released");
+        assert!(cluster.claim("ls", &second).await.expect("claimed"));
+
+        // Nobody publishes here: the outbox fills, and then says so instead of growing.
+        let mut queued = 0;
+        while let Some(outgoing) = cluster.reserve() {
+            outgoing.send(first, "ls", Event::Started);
+            queued += 1;
+            assert!(queued <= OUTBOX, "the outbox is bounded");
+        }
+        assert_eq!(queued, OUTBOX);
+        redis.clean().await.expect("cleaned");
+    }
+}

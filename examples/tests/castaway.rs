@@ -327,3 +327,57 @@ async fn a_listener_that_stops_reading_is_dropped_and_the_others_go_on() {
         "io server disconnect"
     );
 }
+
+#[tokio::test]
+async fn each_limit_is_an_error_and_nothing_else_is_lost() {
+    let Some(node) = peer(Node::locate()) else {
+        return;
+    };
+    let relay = relay(|c| {
+        c.max_chunk_bytes = 1 << 10;
+        c.uploads_per_second = 1;
+        c.upload_burst = 2;
+        c.max_listeners_per_livestream = 1;
+    })
+    .await;
+    let id = relay.livestream().await.id;
+    let mut streamer = relay
+        .admitted(&node, "/streamer", "artist-token", &id)
+        .await;
+    let mut listener = relay.admitted(&node, "/listener", "fan-token", &id).await;
+    let second = relay.client(&node, "/listener", credentials("fan-2-token", &id));
+    assert_eq!(refused(second).await, format!("Livestream {id} is full."));
+
+    // Sent back to back: one within the limit, one over the size limit (refused, and it does
+    // not count against the rate), one within, one over the burst of two.
+    let uploads: [&[u8]; 4] = [&[1; 1024], &[2; 1025], &[3; 10], &[4; 10]];
+    for chunk in uploads {
+        streamer
+            .emit("upload", vec![harness::binary(chunk)])
+            .await
+            .expect("uploaded");
+    }
+    let received = "Packet received from user artist-1".to_owned();
+    let expected = [
+        ("success", received.clone()),
+        (
+            "error",
+            "Chunk of 1025 bytes is over the limit of 1024 bytes.".to_owned(),
+        ),
+        ("success", received),
+        (
+            "error",
+            "Uploading too fast: at most 1 chunks per second.".to_owned(),
+        ),
+    ];
+    for (event, text_expected) in expected {
+        let (name, args) = streamer.next_event().await.expect("an answer");
+        assert_eq!(
+            (name.as_str(), args[0].as_str()),
+            (event, Some(text_expected.as_str()))
+        );
+    }
+    // The listener got exactly the two accepted chunks.
+    assert_eq!(audio(&mut listener).await, vec![1; 1024]);
+    assert_eq!(audio(&mut listener).await, vec![3; 10]);
+}

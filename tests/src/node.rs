@@ -297,6 +297,16 @@ impl SocketIoClient {
         Ok(found["args"].as_array().cloned().unwrap_or_default())
     }
 
+    /// Waits for the server's next event, whatever its name: `(name, arguments)`.
+    pub async fn next_event(&mut self) -> Result<(String, Vec<Value>)> {
+        let found = self
+            .script
+            .expect(EVENT_TIMEOUT, |e| has_type(e, "event"))
+            .await?;
+        let name = found["event"].as_str().unwrap_or_default().to_owned();
+        Ok((name, found["args"].as_array().cloned().unwrap_or_default()))
+    }
+
     /// Waits for the disconnection and returns its reason (`io server disconnect`, …).
     pub async fn expect_disconnect(&mut self) -> Result<String> {
         let event = self
