@@ -37,6 +37,9 @@
 
 mod config;
 mod error;
+pub mod log;
+pub mod message;
 
 pub use config::{ChatConfig, ExternalApiConfig, HubConfig};
 pub use error::{ConfigError, Error};
+pub use message::{ApiMessage, MessageType, Package};
