@@ -37,9 +37,11 @@
 
 mod config;
 mod error;
+mod hub;
 pub mod log;
 pub mod message;
 
 pub use config::{ChatConfig, ExternalApiConfig, HubConfig};
 pub use error::{ConfigError, Error};
+pub use hub::{HUB_LABEL, Hub, label_of};
 pub use message::{ApiMessage, MessageType, Package};
