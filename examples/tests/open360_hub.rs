@@ -221,3 +221,36 @@ async fn with_a_hub_token_only_services_that_present_it_join() {
         .expect("answered");
     assert_eq!(allowed.status(), 200);
 }
+
+#[tokio::test]
+async fn the_hub_binary_serves_its_log_health_and_metrics_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = format!("sqlite://{}", dir.path().join("hub.sqlite3").display());
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_open360-hub"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--database-url", &database])
+        .env("RUST_LOG", "info");
+    let process = harness::ServerProcess::spawn(command, &["hub"])
+        .await
+        .expect("started");
+    let base = format!("http://{}", process.addr("hub").expect("announced"));
+    let logged: Value = http::get_json(&format!("{base}/messages"))
+        .await
+        .expect("log");
+    assert_eq!(logged, json!([]));
+    let health = http::get_text(&format!("{base}/healthz"))
+        .await
+        .expect("health");
+    assert_eq!(health, "ok");
+    let metrics = http::client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), 200);
+    let status = process
+        .terminate(std::time::Duration::from_secs(10))
+        .await
+        .expect("stopped");
+    assert!(status.success(), "{status}");
+}
