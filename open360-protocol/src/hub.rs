@@ -15,7 +15,8 @@
 use crate::{
     Error, HubConfig,
     log::{LoggedMessage, MessageLog},
-    message::{ApiMessage, MessageType},
+    message::ApiMessage,
+    routing::{Route, reply_event, route},
 };
 use axum::{
     Json, Router,
@@ -32,9 +33,6 @@ use socketioxide::{
 };
 use std::{future::Future, net::SocketAddr, sync::Arc, time::SystemTime};
 use tokio::{net::TcpListener, sync::mpsc};
-
-/// The hub's own label: questions to it are answered by the hub.
-pub const HUB_LABEL: &str = "api";
 
 /// Log entries waiting for the store; one more is counted and dropped, never waited for.
 const LOG_QUEUE: usize = 65_536;
@@ -173,40 +171,21 @@ impl Shared {
             }
         };
         self.record(from, &message);
-        let reply_to = |reply: &ApiMessage| {
-            let event = if message.ack.is_empty() {
-                from
-            } else {
-                &message.ack
-            };
-            let _ = s.emit(event, reply);
-        };
-        if message.target == HUB_LABEL {
-            if message.kind == MessageType::Question {
-                let reply = if message.package.is_status() {
-                    message.status_reply("alive")
-                } else {
-                    message.error_reply("the hub answers only status")
-                };
-                reply_to(&reply);
+        let target = || self.io.within(message.target.clone());
+        match route(&message, !target().sockets().is_empty()) {
+            Route::Drop => metrics::counter!("open360_hub_undeliverable_total").increment(1),
+            Route::Answer(reply) => {
+                let _ = s.emit(reply_event(&message, from), &reply);
             }
-            return;
-        }
-        let service = || self.io.within(message.target.clone());
-        if service().sockets().is_empty() {
-            metrics::counter!("open360_hub_undeliverable_total").increment(1);
-            if message.kind == MessageType::Question {
-                reply_to(
-                    &message.error_reply(&format!("no service {} is connected", message.target)),
-                );
+            Route::Deliver => {
+                metrics::counter!("open360_hub_relayed_total").increment(1);
+                use futures::FutureExt as _;
+                // The local adapter broadcasts at once; a socket with a full queue misses it.
+                if let Some(Err(error)) = target().emit(message.target.clone(), &raw).now_or_never()
+                {
+                    tracing::warn!(%error, target = message.target, "relay incomplete");
+                }
             }
-            return;
-        }
-        metrics::counter!("open360_hub_relayed_total").increment(1);
-        use futures::FutureExt as _;
-        // The local adapter broadcasts at once; a socket with a full queue misses it (logged).
-        if let Some(Err(error)) = service().emit(message.target.clone(), &raw).now_or_never() {
-            tracing::warn!(%error, target = message.target, "relay incomplete");
         }
     }
 

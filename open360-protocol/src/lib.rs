@@ -40,8 +40,10 @@ mod error;
 mod hub;
 pub mod log;
 pub mod message;
+mod routing;
 
 pub use config::{ChatConfig, ExternalApiConfig, HubConfig};
 pub use error::{ConfigError, Error};
-pub use hub::{HUB_LABEL, Hub, label_of};
+pub use hub::{Hub, label_of};
 pub use message::{ApiMessage, MessageType, Package};
+pub use routing::HUB_LABEL;
