@@ -35,15 +35,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod client;
 mod config;
 mod error;
 mod hub;
 pub mod log;
 pub mod message;
 mod routing;
+mod transport;
 
+pub use client::{Answer, AskError, ServiceBuilder, ServiceClient};
 pub use config::{ChatConfig, ExternalApiConfig, HubConfig};
 pub use error::{ConfigError, Error};
 pub use hub::{Hub, label_of};
 pub use message::{ApiMessage, MessageType, Package};
 pub use routing::HUB_LABEL;
+pub use transport::{Link, LocalHub, SocketIoTransport, Transport, TransportError};

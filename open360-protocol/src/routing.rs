@@ -11,7 +11,7 @@ pub(crate) enum Route {
     /// Relay it to the sockets of its target.
     Deliver,
     /// Send this reply back to the sender instead (a status answer, or an error).
-    Answer(ApiMessage),
+    Answer(Box<ApiMessage>),
     /// Nothing to do: a one-way message to nobody, or to the hub.
     Drop,
 }
@@ -21,16 +21,18 @@ pub(crate) fn route(message: &ApiMessage, target_connected: bool) -> Route {
     let question = message.kind == MessageType::Question;
     if message.target == HUB_LABEL {
         return match (question, message.package.is_status()) {
-            (true, true) => Route::Answer(message.status_reply("alive")),
-            (true, false) => Route::Answer(message.error_reply("the hub answers only status")),
+            (true, true) => Route::Answer(Box::new(message.status_reply("alive"))),
+            (true, false) => {
+                Route::Answer(Box::new(message.error_reply("the hub answers only status")))
+            }
             (false, _) => Route::Drop,
         };
     }
     match (target_connected, question) {
         (true, _) => Route::Deliver,
-        (false, true) => Route::Answer(
+        (false, true) => Route::Answer(Box::new(
             message.error_reply(&format!("no service {} is connected", message.target)),
-        ),
+        )),
         (false, false) => Route::Drop,
     }
 }
