@@ -35,7 +35,10 @@ pub enum AskError {
         /// How long the client waited.
         timeout: Duration,
     },
-    /// The reply was an error (from the hub, e.g. no such service, or from the service).
+    /// No socket of the target service is connected to the hub.
+    #[error("no service {0} is connected")]
+    Absent(String),
+    /// The reply was an error.
     #[error("{0}")]
     Refused(String),
 }
@@ -154,12 +157,25 @@ impl ServiceClient {
         self.inner.linked.subscribe()
     }
 
-    /// Asks `target` the question `prompt` with `data`, and waits for its reply.
+    /// Asks `target` the question `prompt` with `data`, and waits for its reply (at most the
+    /// client's ask timeout).
     pub async fn ask(
         &self,
         target: &str,
         prompt: &str,
         data: Value,
+    ) -> Result<ApiMessage, AskError> {
+        self.ask_within(target, prompt, data, self.inner.ask_timeout)
+            .await
+    }
+
+    /// [`ask`](Self::ask), waiting at most `timeout`.
+    pub async fn ask_within(
+        &self,
+        target: &str,
+        prompt: &str,
+        data: Value,
+        timeout: Duration,
     ) -> Result<ApiMessage, AskError> {
         let mut question =
             ApiMessage::question(&self.inner.label, target, Package::new(prompt, data));
@@ -182,8 +198,8 @@ impl ServiceClient {
             forget();
             return Err(AskError::NotConnected);
         }
-        let timeout = self.inner.ask_timeout;
         match tokio::time::timeout(timeout, replied).await {
+            Ok(Ok(reply)) if reply.is_absent_reply() => Err(AskError::Absent(target.to_owned())),
             Ok(Ok(reply)) => match reply.error() {
                 Some(error) => Err(AskError::Refused(error.to_owned())),
                 None => Ok(reply),

@@ -178,6 +178,22 @@ impl ApiMessage {
         reply
     }
 
+    /// The hub's reply to a question for a service with no connected socket: an error reply,
+    /// marked `package.absent = true`.
+    pub fn absent_reply(&self) -> Self {
+        let mut reply = self.error_reply(&format!("no service {} is connected", self.target));
+        reply
+            .package
+            .extra
+            .insert("absent".to_owned(), Value::Bool(true));
+        reply
+    }
+
+    /// Whether this is the hub's reply for an absent service.
+    pub fn is_absent_reply(&self) -> bool {
+        self.package.extra.get("absent") == Some(&Value::Bool(true))
+    }
+
     /// The error of an error reply.
     pub fn error(&self) -> Option<&str> {
         self.package.extra.get("error").and_then(Value::as_str)

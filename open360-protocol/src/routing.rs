@@ -30,9 +30,7 @@ pub(crate) fn route(message: &ApiMessage, target_connected: bool) -> Route {
     }
     match (target_connected, question) {
         (true, _) => Route::Deliver,
-        (false, true) => Route::Answer(Box::new(
-            message.error_reply(&format!("no service {} is connected", message.target)),
-        )),
+        (false, true) => Route::Answer(Box::new(message.absent_reply())),
         (false, false) => Route::Drop,
     }
 }
@@ -78,6 +76,7 @@ mod decisions {
         match route(&ask("web-api", Package::status()), false) {
             Route::Answer(reply) => {
                 assert_eq!(reply.error(), Some("no service web-api is connected"));
+                assert!(reply.is_absent_reply());
                 assert_eq!(reply.target, "ingest-api");
             }
             other => panic!("{other:?}"),
