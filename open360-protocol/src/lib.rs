@@ -38,6 +38,7 @@
 mod client;
 mod config;
 mod error;
+mod external;
 mod hub;
 pub mod log;
 pub mod message;
@@ -47,6 +48,7 @@ mod transport;
 pub use client::{Answer, AskError, ServiceBuilder, ServiceClient};
 pub use config::{ChatConfig, ExternalApiConfig, HubConfig};
 pub use error::{ConfigError, Error};
+pub use external::{EXTERNAL_API_LABEL, ExternalApi};
 pub use hub::{Hub, label_of};
 pub use message::{ApiMessage, MessageType, Package};
 pub use routing::HUB_LABEL;
