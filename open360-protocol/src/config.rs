@@ -58,7 +58,7 @@ impl Default for ExternalApiConfig {
 }
 
 /// The chat service's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ChatConfig {
     /// Where the chat's Socket.IO listens. Default `0.0.0.0:4002`.
@@ -76,6 +76,28 @@ pub struct ChatConfig {
     /// With a Redis URL, counters and members live in Redis and every chat node sharing it is
     /// one room space. Default none (in memory).
     pub redis_url: Option<String>,
+    /// The secret the web service signs chat tokens with (at least 16 characters). Set, a
+    /// name must come with a token for it ([`crate::issue_chat_token`]); unset, names are
+    /// taken as claimed (the original's behaviour), with a warning.
+    pub token_secret: Option<String>,
+}
+
+impl fmt::Debug for ChatConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatConfig")
+            .field("listen", &self.listen)
+            .field("default_channel", &self.default_channel)
+            .field("max_message_chars", &self.max_message_chars)
+            .field("messages_per_second", &self.messages_per_second)
+            .field("message_burst", &self.message_burst)
+            .field("max_rooms", &self.max_rooms)
+            .field("redis_url", &self.redis_url)
+            .field(
+                "token_secret",
+                &self.token_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 impl Default for ChatConfig {
@@ -87,6 +109,7 @@ impl Default for ChatConfig {
             messages_per_second: 2,
             message_burst: 5,
             max_rooms: 10_000,
+            token_secret: None,
             redis_url: None,
         }
     }
@@ -181,7 +204,16 @@ impl ChatConfig {
             "max_rooms",
             "at least 1",
             self.max_rooms,
-        )
+        )?;
+        if let Some(secret) = &self.token_secret {
+            ensure(
+                secret.len() >= 16,
+                "token_secret",
+                "at least 16 characters when set",
+                "[redacted]",
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -35,6 +35,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod chat;
+mod chat_token;
 mod client;
 mod config;
 mod error;
@@ -45,6 +47,8 @@ pub mod message;
 mod routing;
 mod transport;
 
+pub use chat::{CHAT_LABEL, Chat, escape};
+pub use chat_token::{ChatTokenError, issue_chat_token, verify_chat_token};
 pub use client::{Answer, AskError, ServiceBuilder, ServiceClient};
 pub use config::{ChatConfig, ExternalApiConfig, HubConfig};
 pub use error::{ConfigError, Error};
