@@ -100,7 +100,7 @@ impl CastawayServer {
     ) -> Result<(), Error> {
         let router = self.router.merge(extra);
         let _tasks = self.tasks;
-        axum::serve(self.listener, router)
+        axum::serve(no_delay(self.listener), router)
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())
@@ -190,3 +190,14 @@ const STALE_FLAG_SCAN: usize = 10_000;
 /// streamers' uploads take more, smaller reads (a 1 MiB chunk, 1,024 reads: well under a
 /// millisecond). 1 KiB instead of engine.io's 4 KiB saves 3 KiB per idle listener.
 const WS_READ_BUFFER: usize = 1 << 10;
+
+/// Small messages go out at once: TCP_NODELAY on every accepted connection (Nagle's delay,
+/// with the peer's delayed acknowledgement, held them back tens of milliseconds).
+fn no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    })
+}

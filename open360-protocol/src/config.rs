@@ -13,6 +13,10 @@ pub struct HubConfig {
     pub log_retention: usize,
     /// The largest `api-message` accepted, in bytes. Default 256 KiB.
     pub max_message_bytes: usize,
+    /// Messages that may wait to be written to one service's socket; a service further behind
+    /// loses messages (counted in `open360_hub_dropped_total`, logged), and its askers time
+    /// out. Default 65,536.
+    pub max_queued_per_socket: usize,
 }
 
 impl fmt::Debug for HubConfig {
@@ -22,6 +26,7 @@ impl fmt::Debug for HubConfig {
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("log_retention", &self.log_retention)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_queued_per_socket", &self.max_queued_per_socket)
             .finish()
     }
 }
@@ -33,6 +38,7 @@ impl Default for HubConfig {
             token: None,
             log_retention: 100_000,
             max_message_bytes: 256 << 10,
+            max_queued_per_socket: 65_536,
         }
     }
 }
@@ -146,6 +152,12 @@ impl HubConfig {
             "max_message_bytes",
             "between 1 KiB and 16 MiB",
             self.max_message_bytes,
+        )?;
+        ensure(
+            (16..=1 << 20).contains(&self.max_queued_per_socket),
+            "max_queued_per_socket",
+            "between 16 and 1,048,576",
+            self.max_queued_per_socket,
         )?;
         if let Some(token) = &self.token {
             ensure(

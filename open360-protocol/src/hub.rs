@@ -73,6 +73,7 @@ impl Hub {
         config.validate()?;
         let (service, io) = SocketIo::builder()
             .max_payload(config.max_message_bytes as u64)
+            .max_buffer_size(config.max_queued_per_socket)
             .build_svc();
         let (queue, pending) = mpsc::channel(LOG_QUEUE);
         let writer = tokio::spawn(write_log(log.clone(), pending, config.log_retention));
@@ -118,7 +119,7 @@ impl Hub {
         extra: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let served = axum::serve(self.listener, self.router.merge(extra))
+        let served = axum::serve(no_delay(self.listener), self.router.merge(extra))
             .with_graceful_shutdown(shutdown)
             .await;
         self.writer.abort();
@@ -183,7 +184,8 @@ impl Shared {
                 // The local adapter broadcasts at once; a socket with a full queue misses it.
                 if let Some(Err(error)) = target().emit(message.target.clone(), &raw).now_or_never()
                 {
-                    tracing::warn!(%error, target = message.target, "relay incomplete");
+                    metrics::counter!("open360_hub_dropped_total").increment(1);
+                    tracing::warn!(%error, target = message.target, "a socket of the target is too far behind; message lost to it");
                 }
             }
         }
@@ -375,4 +377,15 @@ mod names {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
+}
+
+/// Small messages go out at once: TCP_NODELAY on every accepted connection (Nagle's delay,
+/// with the peer's delayed acknowledgement, held them back tens of milliseconds).
+fn no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    })
 }

@@ -82,9 +82,10 @@ impl Transport for SocketIoTransport {
     async fn connect(&self, label: &str) -> Result<Link, TransportError> {
         let failed = |e: &dyn std::fmt::Display| TransportError(format!("{}: {e}", self.url));
         let handshake = async {
-            let (mut ws, _) = tokio_tungstenite::connect_async(self.websocket_url())
-                .await
-                .map_err(|e| failed(&e))?;
+            let (mut ws, _) =
+                tokio_tungstenite::connect_async_with_config(self.websocket_url(), None, true)
+                    .await
+                    .map_err(|e| failed(&e))?;
             // Engine.IO's open packet, then Socket.IO's connect to the main namespace.
             let open = next_text(&mut ws).await.map_err(|e| failed(&e))?;
             let timing = engine_timing(&open).ok_or_else(|| failed(&"no Engine.IO open packet"))?;
