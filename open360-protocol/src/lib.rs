@@ -3,10 +3,10 @@
 //!
 //! # Status
 //!
-//! **Not built yet.** This release holds the configuration of the hub, the external API and the
-//! chat ([`HubConfig`], [`ExternalApiConfig`], [`ChatConfig`]) and the error types ([`Error`],
-//! [`ConfigError`]). The message types, the hub, the `Transport` trait and the services shown
-//! below are the next step and do not exist in this version.
+//! **Partly built.** Built: the [`message`] types, the [`Hub`] with its [`log`], the
+//! [`ServiceClient`] over a [`Transport`] ([`SocketIoTransport`], [`LocalHub`]), the
+//! [`ExternalApi`] and the [`Chat`] (in memory, one node) with chat tokens. Not built yet: the
+//! chat's Redis store and scale-out, the web and ingest services (part 2).
 //!
 //! # Parts
 //!
