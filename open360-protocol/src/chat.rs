@@ -31,6 +31,10 @@ use std::{
 };
 use tokio::net::TcpListener;
 
+/// Chat messages that may wait to be written to one connection; a reader further behind
+/// loses messages (counted in `open360_chat_dropped_total`).
+const READER_QUEUE: usize = 4096;
+
 /// The label the chat joins the hub under.
 pub const CHAT_LABEL: &str = "chat-api";
 
@@ -84,7 +88,10 @@ impl Chat {
         if config.token_secret.is_none() {
             tracing::warn!("no chat token secret: chat names are taken as claimed");
         }
-        let (service, io) = SocketIo::builder().build_svc();
+        // Room for a burst in a busy room: every message is a packet in each reader's queue.
+        let (service, io) = SocketIo::builder()
+            .max_buffer_size(READER_QUEUE)
+            .build_svc();
         let (counts, changes) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             config: config.clone(),
@@ -266,10 +273,14 @@ impl Shared {
         }
         let out = json!({ "user": user, "colour": viewer.colour, "message": escape(text) });
         use futures::FutureExt as _;
-        let _ = s
+        if let Some(Err(error)) = s
             .within(viewer.channel.clone())
             .emit("chat-message", &out)
-            .now_or_never();
+            .now_or_never()
+        {
+            metrics::counter!("open360_chat_dropped_total").increment(1);
+            tracing::warn!(%error, channel = viewer.channel, "a reader is too far behind; message lost to it");
+        }
         metrics::counter!("open360_chat_messages_total").increment(1);
         Ok(())
     }
