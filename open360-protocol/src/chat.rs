@@ -136,6 +136,11 @@ impl Chat {
         })
     }
 
+    /// Whether the chat's link to the hub is open, as it changes (`None` without a hub).
+    pub fn link_state(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        self.shared.hub.get().map(ServiceClient::link_state)
+    }
+
     /// Waits until the chat's link to the hub is open (at once without a hub).
     pub async fn linked(&self) {
         if let Some(client) = self.shared.hub.get() {
