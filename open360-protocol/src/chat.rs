@@ -159,9 +159,12 @@ impl Chat {
         extra: axum::Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        axum::serve(no_delay(self.listener), self.router.merge(extra))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            crate::net::no_delay(self.listener),
+            self.router.merge(extra),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         Ok(())
     }
 }
@@ -403,15 +406,4 @@ mod text {
             assert_eq!(channels & 0x80_80_80, 0x80_80_80, "{colour}");
         }
     }
-}
-
-/// Small messages go out at once: TCP_NODELAY on every accepted connection (Nagle's delay,
-/// with the peer's delayed acknowledgement, held them back tens of milliseconds).
-fn no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
-    use axum::serve::ListenerExt as _;
-    listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    })
 }

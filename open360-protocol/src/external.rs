@@ -73,9 +73,12 @@ impl ExternalApi {
         extra: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        axum::serve(no_delay(self.listener), self.router.merge(extra))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            crate::net::no_delay(self.listener),
+            self.router.merge(extra),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         Ok(())
     }
 }
@@ -166,15 +169,4 @@ async fn stream_stats(State(shared): State<Arc<Shared>>, Query(user): Query<User
         Ok((_, data)) => Json(data).into_response(),
         Err(response) => response,
     }
-}
-
-/// Small messages go out at once: TCP_NODELAY on every accepted connection (Nagle's delay,
-/// with the peer's delayed acknowledgement, held them back tens of milliseconds).
-fn no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
-    use axum::serve::ListenerExt as _;
-    listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    })
 }

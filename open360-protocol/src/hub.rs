@@ -119,9 +119,12 @@ impl Hub {
         extra: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let served = axum::serve(no_delay(self.listener), self.router.merge(extra))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(
+            crate::net::no_delay(self.listener),
+            self.router.merge(extra),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         self.writer.abort();
         Ok(served?)
     }
@@ -377,15 +380,4 @@ mod names {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
-}
-
-/// Small messages go out at once: TCP_NODELAY on every accepted connection (Nagle's delay,
-/// with the peer's delayed acknowledgement, held them back tens of milliseconds).
-fn no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
-    use axum::serve::ListenerExt as _;
-    listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    })
 }

@@ -44,6 +44,7 @@ mod external;
 mod hub;
 pub mod log;
 pub mod message;
+mod net;
 mod routing;
 mod transport;
 
