@@ -175,14 +175,7 @@ impl Shared {
     }
 
     fn admit(self: &Arc<Self>, s: &SocketRef, auth: Auth) -> Result<(), String> {
-        let query = |key: &str| {
-            s.req_parts().uri.query().and_then(|q| {
-                q.split('&')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| crate::hub::percent_decode(v))
-            })
-        };
+        let query = |key: &str| crate::net::query_param(s, key);
         let channel = query("channel")
             .filter(|c| !c.trim().is_empty())
             .unwrap_or_else(|| self.config.default_channel.clone());

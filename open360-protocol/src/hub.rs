@@ -133,14 +133,7 @@ impl Hub {
 impl Shared {
     /// Names the socket and checks its token; a refusal becomes the client's `connect_error`.
     fn admit(self: &Arc<Self>, s: &SocketRef, auth: Auth) -> Result<(), String> {
-        let query = |key: &str| {
-            s.req_parts().uri.query().and_then(|q| {
-                q.split('&')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| percent_decode(v))
-            })
-        };
+        let query = |key: &str| crate::net::query_param(s, key);
         if let Some(expected) = &self.config.token {
             let given = auth.token.or_else(|| query("token")).unwrap_or_default();
             if !same(given.as_bytes(), expected.as_bytes()) {
@@ -337,29 +330,6 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
-pub(crate) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod names {
     use super::*;
@@ -371,13 +341,5 @@ mod names {
         assert_eq!(label_of("ingest-api"), "ingest-api");
         assert_eq!(label_of("a:b:c"), "c");
         assert_eq!(label_of(""), "");
-    }
-
-    #[test]
-    fn query_values_are_percent_decoded() {
-        assert_eq!(percent_decode("open360%3Aweb-api"), "open360:web-api");
-        assert_eq!(percent_decode("a+b"), "a b");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }
