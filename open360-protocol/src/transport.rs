@@ -40,9 +40,9 @@ pub trait Transport: Send + Sync + 'static {
 /// Messages a link holds for a slow side before it is closed.
 const LINK_QUEUE: usize = 1024;
 
-/// The hub over the network: Socket.IO v4 over WebSocket, as the hub's JavaScript clients
-/// speak it (the services send and receive JSON events only, so binary packets are not
-/// needed).
+/// The hub over the network: Socket.IO v4 over WebSocket (`http://` or `https://`, the
+/// latter trusting the system's roots), as the hub's JavaScript clients speak it (the services
+/// send and receive JSON events only, so binary packets are not needed).
 #[derive(Debug, Clone)]
 pub struct SocketIoTransport {
     url: String,
