@@ -35,6 +35,10 @@ use tokio::net::TcpListener;
 /// loses messages (counted in `open360_chat_dropped_total`).
 const READER_QUEUE: usize = 4096;
 
+/// What a WebSocket reads at a time: chat messages are short. 1 KiB instead of engine.io's
+/// 4 KiB saves 3 KiB per connection.
+const WS_READ_BUFFER: usize = 1 << 10;
+
 /// The label the chat joins the hub under.
 pub const CHAT_LABEL: &str = "chat-api";
 
@@ -91,6 +95,7 @@ impl Chat {
         // Room for a burst in a busy room: every message is a packet in each reader's queue.
         let (service, io) = SocketIo::builder()
             .max_buffer_size(READER_QUEUE)
+            .ws_read_buffer_size(WS_READ_BUFFER)
             .build_svc();
         let (counts, changes) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -126,9 +131,11 @@ impl Chat {
         };
         io.ns("/", joined.with(admit));
         let listener = TcpListener::bind(config.listen).await?;
-        let router = axum::Router::new()
-            .route_service("/socket.io/", service.clone())
-            .route_service("/socket.io", service);
+        let router = crate::net::detached(
+            axum::Router::new()
+                .route_service("/socket.io/", service.clone())
+                .route_service("/socket.io", service),
+        );
         Ok(Self {
             listener,
             router,

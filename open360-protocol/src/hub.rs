@@ -96,11 +96,13 @@ impl Hub {
             queue: shared.log.clone(),
             token: config.token.clone(),
         };
+        let socketio = Router::new()
+            .route_service("/socket.io/", service.clone())
+            .route_service("/socket.io", service);
         let router = Router::new()
             .route("/messages", axum::routing::get(messages))
             .with_state(Arc::new(reader))
-            .route_service("/socket.io/", service.clone())
-            .route_service("/socket.io", service);
+            .merge(crate::net::detached(socketio));
         Ok(Self {
             listener,
             router,

@@ -15,6 +15,39 @@ pub(crate) fn no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr
     })
 }
 
+/// socketioxide keeps each socket's request head for the socket's lifetime, and hyper's header
+/// values and URI are slices of the connection's read buffer (8 to 16 KiB), which they would
+/// keep alive all that time. Owned copies of the few bytes let it go. (castaway-relay does the
+/// same for its listeners.)
+async fn detach_head(request: axum::extract::Request) -> axum::extract::Request {
+    use axum::http::{HeaderName, HeaderValue, Uri};
+    let (mut head, body) = request.into_parts();
+    head.headers = head
+        .headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let name = HeaderName::from_bytes(name.as_str().as_bytes()).ok()?;
+            let value = HeaderValue::from_bytes(value.as_bytes()).ok()?;
+            Some((name, value))
+        })
+        .collect();
+    let owned = |uri: &Uri| Uri::try_from(uri.to_string()).ok();
+    if let Some(uri) = owned(&head.uri) {
+        head.uri = uri;
+    }
+    if let Some(original) = head.extensions.get_mut::<axum::extract::OriginalUri>()
+        && let Some(uri) = owned(&original.0)
+    {
+        original.0 = uri;
+    }
+    axum::extract::Request::from_parts(head, body)
+}
+
+/// `routes` (Socket.IO's) with each request's head detached first (see [`detach_head`]).
+pub(crate) fn detached(routes: axum::Router) -> axum::Router {
+    routes.layer(axum::middleware::map_request(detach_head))
+}
+
 /// The value of `key` in the query string a socket connected with, percent-decoded.
 pub(crate) fn query_param(s: &SocketRef, key: &str) -> Option<String> {
     s.req_parts().uri.query().and_then(|q| {
