@@ -18,6 +18,11 @@ pub enum Availability {
         /// A sentence or command to try it.
         try_it: String,
     },
+    /// Parts of it are built and run as their own binaries, but not in the demo yet.
+    PartlyBuilt {
+        /// What is built, and how to run it.
+        try_it: String,
+    },
     /// It is not built yet; the crate holds its configuration and error types only.
     NotBuiltYet,
 }
@@ -54,11 +59,16 @@ pub fn catalogue() -> Vec<System> {
         availability: Availability::NotBuiltYet,
     };
     vec![
-        planned(
-            "Open360",
-            "open360-protocol",
-            "Microservices around an internal API hub: web, RTMP ingest with stream-key checks, HLS, VODs, an external API and chat.",
-        ),
+        System {
+            availability: Availability::PartlyBuilt {
+                try_it: "cargo run --release --bin open360-hub; cargo run --release --bin open360-chat -- --hub-url http://127.0.0.1:4000; cargo run --release --bin open360-external-api -- --hub-url http://127.0.0.1:4000".into(),
+            },
+            ..planned(
+                "Open360",
+                "open360-protocol",
+                "Microservices around an internal API hub: web, RTMP ingest with stream-key checks, HLS, VODs, an external API and chat.",
+            )
+        },
         planned(
             "Castaway",
             "castaway-relay",
@@ -109,6 +119,13 @@ pub fn render(systems: &[System]) -> String {
                     url = escape(url)
                 ),
             ),
+            Availability::PartlyBuilt { try_it } => (
+                "partly built",
+                format!(
+                    "Not in the demo yet; run its parts on their own:<br><code>{}</code>",
+                    escape(try_it)
+                ),
+            ),
             Availability::NotBuiltYet => (
                 "not built yet",
                 "Only its configuration and error types exist in this build.".to_owned(),
@@ -134,7 +151,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem;
 table {{ border-collapse: collapse; width: 100%; }}
 td code {{ white-space: nowrap; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .6rem; text-align: left; vertical-align: top; }}
-.running {{ color: #17692b; }} .not-built-yet {{ color: #8a5a00; }}
+.running {{ color: #17692b; }} .partly-built {{ color: #1d4f91; }} .not-built-yet {{ color: #8a5a00; }}
 </style></head>
 <body>
 <h1>Live-streaming toolkit demo</h1>
@@ -202,7 +219,8 @@ mod page {
     #[test]
     fn the_json_form_tags_each_status() {
         let json = serde_json::to_value(catalogue()).expect("serializable");
-        assert_eq!(json[0]["availability"]["status"], "not-built-yet");
+        assert_eq!(json[0]["availability"]["status"], "partly-built");
+        assert_eq!(json[2]["availability"]["status"], "not-built-yet");
         assert_eq!(json[4]["crate_name"], "camus-signaling");
     }
 }
