@@ -124,6 +124,10 @@ async fn run(args: Args) -> Result<(), DemoError> {
     for system in &systems {
         match &system.availability {
             landing::Availability::Running { url, .. } => println!("  {:<24} {url}", system.name),
+            landing::Availability::PartlyBuilt { .. } => println!(
+                "  {:<24} partly built, not in the demo yet ({}; see the landing page)",
+                system.name, system.crate_name
+            ),
             landing::Availability::NotBuiltYet => println!(
                 "  {:<24} not built yet ({})",
                 system.name, system.crate_name
