@@ -191,7 +191,34 @@ async fn a_client_links_again_when_its_hub_comes_back() {
     let mut link = ingest.link_state();
     let mut web_link = web.link_state();
 
+    // A question to a service that never answers is waiting when the hub goes: it fails then,
+    // long before its timeout.
+    let (asked, mut heard) = tokio::sync::mpsc::channel::<()>(1);
+    let slow = ServiceClient::builder("slow-api")
+        .on("never", move |_| {
+            let asked = asked.clone();
+            async move {
+                let _ = asked.send(()).await;
+                std::future::pending().await
+            }
+        })
+        .start(Arc::new(SocketIoTransport::new(
+            format!("http://127.0.0.1:{port}"),
+            None,
+        )));
+    slow.connected().await;
+    let waiting = {
+        let ingest = ingest.clone();
+        tokio::spawn(async move {
+            ingest
+                .ask_within("slow-api", "never", json!(null), Duration::from_secs(600))
+                .await
+        })
+    };
+    heard.recv().await.expect("the question arrived");
+
     drop(first); // killed
+    assert_eq!(waiting.await.expect("joined"), Err(AskError::NotConnected));
     link.wait_for(|up| !*up).await.expect("noticed");
     web_link.wait_for(|up| !*up).await.expect("noticed");
     assert_eq!(

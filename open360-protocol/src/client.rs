@@ -5,7 +5,8 @@
 //!   its prompt (`<prompt>-reply`) and the service that sent it, oldest question first.
 //! - `status` questions are answered `alive` without a handler.
 //! - The link is reopened with backoff (100 ms doubling to 5 s) whenever it is lost; a question
-//!   asked while it is down fails at once with [`AskError::NotConnected`].
+//!   asked while it is down, or waiting for its reply when it goes, fails at once with
+//!   [`AskError::NotConnected`].
 
 use crate::{
     message::{ApiMessage, MessageType, Package},
@@ -241,6 +242,15 @@ impl Inner {
     fn set_link(&self, link: Option<mpsc::Sender<ApiMessage>>) {
         let up = link.is_some();
         *self.link.lock().unwrap_or_else(PoisonError::into_inner) = link;
+        if !up {
+            // Their replies would have come over the lost link: they fail now, not at their
+            // timeout.
+            let lost = self.pending(|pending| pending.waiting.len());
+            self.pending(|pending| pending.waiting.clear());
+            if lost > 0 {
+                tracing::warn!(service = self.label, lost, "questions lost with the link");
+            }
+        }
         self.linked.send_replace(up);
     }
 
