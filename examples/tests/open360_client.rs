@@ -218,7 +218,11 @@ async fn a_client_links_again_when_its_hub_comes_back() {
     heard.recv().await.expect("the question arrived");
 
     drop(first); // killed
-    assert_eq!(waiting.await.expect("joined"), Err(AskError::NotConnected));
+    // Bounded only so that a regression fails instead of hanging.
+    let failed = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("failed with the link, not at its timeout");
+    assert_eq!(failed.expect("joined"), Err(AskError::NotConnected));
     link.wait_for(|up| !*up).await.expect("noticed");
     web_link.wait_for(|up| !*up).await.expect("noticed");
     assert_eq!(
