@@ -3,10 +3,11 @@
 //!
 //! # Status
 //!
-//! **Not built yet.** This release holds the crate's configuration ([`CamusConfig`],
-//! [`IceConfig`], [`TurnConfig`]) and error types ([`Error`], [`ConfigError`]). The room
-//! registry, the signaling server, the `Store` implementations and the browser client shown below
-//! are the next step and do not exist in this version.
+//! **Not built yet; first pieces in.** This release holds the crate's configuration
+//! ([`CamusConfig`], [`IceConfig`], [`TurnConfig`]), its error types ([`Error`],
+//! [`ConfigError`]), the signaling [`message`] types and the [`ice`] servers with coturn REST
+//! credentials. The room registry, the signaling server, the `Store` implementations and the
+//! browser client shown below are the next steps and do not exist in this version.
 //!
 //! # Parts
 //!
@@ -48,6 +49,8 @@
 
 mod config;
 mod error;
+pub mod ice;
+pub mod message;
 
 pub use config::{CamusConfig, IceConfig, TurnConfig};
 pub use error::{ConfigError, Error};
