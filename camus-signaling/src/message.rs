@@ -225,6 +225,16 @@ mod wire {
         );
     }
 
+    /// Found by the fuzzer (`fuzz/regressions/signaling_message`): a number in `data` must
+    /// come out as it went in (serde_json's `float_roundtrip`).
+    #[test]
+    fn numbers_in_data_are_relayed_exactly() {
+        let text = r#"{"seddr":"f88","type":"text","data":{"e":1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111110807959423,"tmx":"dustust"}}"#;
+        let message = Envelope::parse(text, 64 << 10).expect("reads");
+        let again = Envelope::parse(&message.to_text(), 64 << 10).expect("reads back");
+        assert_eq!(again, message);
+    }
+
     #[test]
     fn bad_input_is_an_error() {
         assert_eq!(
