@@ -79,9 +79,15 @@ pub struct ChatConfig {
     pub message_burst: u32,
     /// Rooms held at once. Default 10,000.
     pub max_rooms: usize,
-    /// With a Redis URL, counters and members live in Redis and every chat node sharing it is
-    /// one room space. Default none (in memory).
+    /// With a Redis URL (Redis 7 or later, standalone), every chat node sharing it is one room
+    /// space: messages reach a room's viewers on every node (socketioxide's Redis adapter), and
+    /// counts and members are the deployment's. Default none (one node, in memory).
     pub redis_url: Option<String>,
+    /// What the chat's Redis keys and channels start with. Default `open360:chat:`.
+    pub redis_prefix: String,
+    /// How long a node's viewers count after the node last reached Redis: a node that dies is
+    /// out of the counts this long after. Default 15 s.
+    pub node_lease: Duration,
     /// The secret the web service signs chat tokens with (at least 16 characters). Set, a
     /// name must come with a token for it ([`crate::issue_chat_token`]); unset, names are
     /// taken as claimed (the original's behaviour), with a warning.
@@ -98,6 +104,8 @@ impl fmt::Debug for ChatConfig {
             .field("message_burst", &self.message_burst)
             .field("max_rooms", &self.max_rooms)
             .field("redis_url", &self.redis_url)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("node_lease", &self.node_lease)
             .field(
                 "token_secret",
                 &self.token_secret.as_ref().map(|_| "[redacted]"),
@@ -117,6 +125,8 @@ impl Default for ChatConfig {
             max_rooms: 10_000,
             token_secret: None,
             redis_url: None,
+            redis_prefix: "open360:chat:".into(),
+            node_lease: Duration::from_secs(15),
         }
     }
 }
@@ -216,6 +226,12 @@ impl ChatConfig {
             "max_rooms",
             "at least 1",
             self.max_rooms,
+        )?;
+        ensure(
+            (Duration::from_millis(300)..=Duration::from_secs(3600)).contains(&self.node_lease),
+            "node_lease",
+            "between 300 ms and 1 h",
+            self.node_lease,
         )?;
         if let Some(secret) = &self.token_secret {
             ensure(

@@ -21,6 +21,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The chat's Redis could not be reached or refused a command.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
     /// A socket or file operation failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -5,8 +5,8 @@
 //!
 //! **Partly built.** Built: the [`message`] types, the [`Hub`] with its [`log`], the
 //! [`ServiceClient`] over a [`Transport`] ([`SocketIoTransport`], [`LocalHub`]), the
-//! [`ExternalApi`] and the [`Chat`] (in memory, one node) with chat tokens. Not built yet: the
-//! chat's Redis store and scale-out, the web and ingest services (part 2).
+//! [`ExternalApi`] and the [`Chat`] with chat tokens, on one node in memory or on several
+//! sharing a Redis. Not built yet: the web and ingest services (part 2).
 //!
 //! # Parts
 //!

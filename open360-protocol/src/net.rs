@@ -1,6 +1,6 @@
 //! What every server of this crate does with its listener.
 
-use socketioxide::extract::SocketRef;
+use socketioxide::{adapter::Adapter, extract::SocketRef};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
@@ -49,7 +49,7 @@ pub(crate) fn detached(routes: axum::Router) -> axum::Router {
 }
 
 /// The value of `key` in the query string a socket connected with, percent-decoded.
-pub(crate) fn query_param(s: &SocketRef, key: &str) -> Option<String> {
+pub(crate) fn query_param<A: Adapter>(s: &SocketRef<A>, key: &str) -> Option<String> {
     s.req_parts().uri.query().and_then(|q| {
         q.split('&')
             .filter_map(|pair| pair.split_once('='))

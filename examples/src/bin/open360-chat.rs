@@ -5,6 +5,9 @@
 //! ```text
 //! cargo run --release --bin open360-chat -- --hub-url http://127.0.0.1:4000
 //! OPEN360_CHAT_TOKEN_SECRET=shared-with-the-web-service cargo run --release --bin open360-chat
+//! # two nodes, one room space
+//! cargo run --release --bin open360-chat -- --redis-url redis://127.0.0.1:6379 --listen 0.0.0.0:4002
+//! cargo run --release --bin open360-chat -- --redis-url redis://127.0.0.1:6379 --listen 0.0.0.0:4012
 //! ```
 
 use clap::Parser;
@@ -34,6 +37,21 @@ struct Args {
     /// Sustained messages per second per connection.
     #[arg(long, env = "OPEN360_CHAT_MESSAGES_PER_SECOND", default_value_t = 2)]
     messages_per_second: u32,
+    /// Redis (7 or later) shared by every chat node of one deployment: rooms, counts and members
+    /// span the nodes. Unset, this node is the whole chat, in memory.
+    #[arg(long, env = "OPEN360_CHAT_REDIS_URL")]
+    redis_url: Option<String>,
+    /// What the chat's Redis keys and channels start with.
+    #[arg(
+        long,
+        env = "OPEN360_CHAT_REDIS_PREFIX",
+        default_value = "open360:chat:"
+    )]
+    redis_prefix: String,
+    /// How long a node's viewers still count after it last reached Redis (a dead node's leave
+    /// the counts this long after), in milliseconds.
+    #[arg(long, env = "OPEN360_CHAT_NODE_LEASE_MS", default_value_t = 15_000)]
+    node_lease_ms: u64,
     /// Log format on stderr; filter with RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t)]
     log_format: ops::LogFormat,
@@ -53,6 +71,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     config.token_secret = args.token_secret;
     config.max_message_chars = args.max_message_chars;
     config.messages_per_second = args.messages_per_second;
+    config.redis_url = args.redis_url;
+    config.redis_prefix = args.redis_prefix;
+    config.node_lease = std::time::Duration::from_millis(args.node_lease_ms);
     let hub = args
         .hub_url
         .map(|url| Arc::new(SocketIoTransport::new(url, args.hub_token)) as Arc<dyn Transport>);

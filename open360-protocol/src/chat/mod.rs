@@ -10,30 +10,41 @@
 //!   anonymous one gets `chat-error {error}` and goes nowhere.
 //! - Each room's viewer count (every connection, anonymous ones too) and named members are
 //!   kept exactly: a connection counts once from its join to its disconnection, never
-//!   negative. Each change is told to `web-api` as `setViewerCount {username: <room>, count}`.
+//!   negative. Each change is told to `web-api` as `setViewerCount {username: <room>, count,
+//!   seq}`.
 //! - Questions: `status` (automatic), `members {channel}` → `{count, members}`.
+//! - With `redis_url`, chat nodes sharing a Redis are one room space: socketioxide's Redis
+//!   adapter carries each message to the room's readers on every node, and the counts are the
+//!   deployment's (see `viewers`). Posted messages and refusals go out from one task, in order.
+
+mod viewers;
 
 use crate::{ChatConfig, Error, client::ServiceClient, transport::Transport};
-use serde_json::json;
+use serde_json::{Value, json};
 use socketioxide::{
     SocketIo,
-    adapter::LocalAdapter,
+    adapter::Adapter,
     extract::{Data, SocketRef, TryData},
     handler::{ConnectHandler as _, FromMessage, FromMessageParts as _},
-    socket::Socket,
+    socket::{Sid, Socket},
 };
+use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use std::{
-    collections::{BTreeMap, HashMap},
     future::Future,
     net::SocketAddr,
     sync::{Arc, Mutex, OnceLock, PoisonError},
     time::Instant,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::mpsc};
+use viewers::{Cluster, Count, Viewers};
 
 /// Chat messages that may wait to be written to one connection; a reader further behind
 /// loses messages (counted in `open360_chat_dropped_total`).
 const READER_QUEUE: usize = 4096;
+
+/// Posted messages waiting to go out to their rooms (with Redis, each is published first);
+/// beyond this the poster is told the chat is busy and the message goes nowhere.
+const OUTBOX: usize = 4096;
 
 /// What a WebSocket reads at a time: chat messages are short. 1 KiB instead of engine.io's
 /// 4 KiB saves 3 KiB per connection.
@@ -51,18 +62,10 @@ pub struct Chat {
 
 struct Shared {
     config: ChatConfig,
-    rooms: Mutex<HashMap<String, Room>>,
+    viewers: Arc<Viewers>,
     hub: OnceLock<ServiceClient>,
-    /// Viewer counts for `web-api`, told in the order they changed.
-    counts: tokio::sync::mpsc::UnboundedSender<(String, u64)>,
-}
-
-/// One room's viewers: the connection count, and the named members (a name connected twice
-/// counts twice, and is listed once).
-#[derive(Debug, Default)]
-struct Room {
-    viewers: u64,
-    members: BTreeMap<String, u64>,
+    /// Posted messages and the refusals of the others, in the order they were posted.
+    outbox: mpsc::Sender<Out>,
 }
 
 /// Who a connection is, kept in its extensions.
@@ -72,6 +75,15 @@ struct Viewer {
     user: Option<String>,
     colour: String,
     budget: Arc<Mutex<(f64, Instant)>>,
+}
+
+/// What the chat sends out for a posted message, in the order of posting.
+#[derive(Debug)]
+enum Out {
+    /// A message to a room.
+    Room { room: String, message: Value },
+    /// `chat-error` to the connection that posted.
+    Refused { to: Sid, error: String },
 }
 
 #[derive(Debug, serde::Deserialize, Default)]
@@ -85,24 +97,43 @@ struct Posted {
 }
 
 impl Chat {
-    /// Validates `config` and binds `config.listen`. With `hub`, the chat joins it as
-    /// [`CHAT_LABEL`]: it tells `web-api` its viewer counts and answers questions.
+    /// Validates `config` and binds `config.listen`; with `config.redis_url`, joins the other
+    /// chat nodes over Redis first. With `hub`, the chat joins it as [`CHAT_LABEL`]: it tells
+    /// `web-api` its viewer counts and answers questions.
     pub async fn bind(config: ChatConfig, hub: Option<Arc<dyn Transport>>) -> Result<Self, Error> {
         config.validate()?;
         if config.token_secret.is_none() {
             tracing::warn!("no chat token secret: chat names are taken as claimed");
         }
-        // Room for a burst in a busy room: every message is a packet in each reader's queue.
-        let (service, io) = SocketIo::builder()
-            .max_buffer_size(READER_QUEUE)
-            .ws_read_buffer_size(WS_READ_BUFFER)
-            .build_svc();
-        let (counts, changes) = tokio::sync::mpsc::unbounded_channel();
+        let redis = match &config.redis_url {
+            Some(url) => Some(redis::Client::open(resp3(url))?),
+            None => None,
+        };
+        let (counts, changes) = mpsc::unbounded_channel();
+        let cluster = match &redis {
+            Some(client) => {
+                let (cluster, reaped) = Cluster::join(
+                    client.clone(),
+                    config.redis_prefix.clone(),
+                    config.node_lease,
+                )
+                .await?;
+                for count in reaped {
+                    let _ = counts.send(count);
+                }
+                Some(cluster)
+            }
+            None => None,
+        };
+        let viewers = Viewers::start(config.max_rooms, cluster, move |count| {
+            let _ = counts.send(count);
+        });
+        let (outbox, posted) = mpsc::channel(OUTBOX);
         let shared = Arc::new(Shared {
             config: config.clone(),
-            rooms: Mutex::new(HashMap::new()),
+            viewers,
             hub: OnceLock::new(),
-            counts,
+            outbox,
         });
         if let Some(transport) = hub {
             let weak = Arc::downgrade(&shared);
@@ -115,27 +146,38 @@ impl Chat {
                             .as_str()
                             .unwrap_or(&shared.config.default_channel)
                             .to_owned();
-                        Ok(shared.members(&channel))
+                        let (count, members) = shared.viewers.members(&channel).await?;
+                        Ok(json!({ "count": count, "members": members }))
                     }
                 })
                 .start(transport);
             let _ = shared.hub.set(client.clone());
             tokio::spawn(tell_counts(client, changes));
         }
-        let admit = {
-            let shared = shared.clone();
-            move |s: SocketRef, TryData(auth): TryData<Auth>| {
-                let shared = shared.clone();
-                async move { shared.admit(&s, auth.unwrap_or_default()) }
+        // Room for a burst in a busy room: every message is a packet in each reader's queue.
+        let builder = SocketIo::builder()
+            .max_buffer_size(READER_QUEUE)
+            .ws_read_buffer_size(WS_READ_BUFFER);
+        let router = match redis {
+            None => {
+                let (service, io) = builder.build_svc();
+                io.ns("/", joined.with(admission(&shared)));
+                tokio::spawn(send_in_order(io, posted));
+                routes(service)
+            }
+            Some(client) => {
+                let adapter = RedisAdapterConfig::new()
+                    .with_prefix(format!("{}socket.io", config.redis_prefix));
+                let adapter = RedisAdapterCtr::new_with_redis_config(&client, adapter).await?;
+                let (service, io) = builder.with_adapter::<RedisAdapter<_>>(adapter).build_svc();
+                io.ns("/", joined.with(admission(&shared)))
+                    .await
+                    .map_err(|error| std::io::Error::other(error.to_string()))?;
+                tokio::spawn(send_in_order(io, posted));
+                routes(service)
             }
         };
-        io.ns("/", joined.with(admit));
         let listener = TcpListener::bind(config.listen).await?;
-        let router = crate::net::detached(
-            axum::Router::new()
-                .route_service("/socket.io/", service.clone())
-                .route_service("/socket.io", service),
-        );
         Ok(Self {
             listener,
             router,
@@ -161,27 +203,92 @@ impl Chat {
     }
 
     /// Serves until `shutdown` completes, with `extra` routes (health, metrics …) beside.
+    /// With Redis, the node's viewers then leave the deployment's counts at once.
     pub async fn run(
         self,
         extra: axum::Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        axum::serve(
+        let served = axum::serve(
             crate::net::no_delay(self.listener),
             self.router.merge(extra),
         )
         .with_graceful_shutdown(shutdown)
-        .await?;
-        Ok(())
+        .await;
+        for count in self.shared.viewers.leave_cluster().await {
+            if let Some(hub) = self.shared.hub.get() {
+                let _ = hub.tell("web-api", "setViewerCount", told(&count)).await;
+            }
+        }
+        Ok(served?)
+    }
+}
+
+/// The URL with RESP3 asked for, which the Redis adapter's subscriptions need.
+fn resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
+fn admission<A: Adapter>(
+    shared: &Arc<Shared>,
+) -> impl Fn(SocketRef<A>, TryData<Auth>) -> std::future::Ready<Result<(), String>>
++ Clone
++ Send
++ Sync
++ 'static {
+    let shared = shared.clone();
+    move |s: SocketRef<A>, TryData(auth): TryData<Auth>| {
+        std::future::ready(shared.admit(&s, auth.unwrap_or_default()))
+    }
+}
+
+/// Socket.IO's routes, with each request's head detached.
+fn routes<S>(service: S) -> axum::Router
+where
+    S: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse + 'static,
+    S::Future: Send + 'static,
+{
+    crate::net::detached(
+        axum::Router::new()
+            .route_service("/socket.io/", service.clone())
+            .route_service("/socket.io", service),
+    )
+}
+
+/// Sends each posted message to its room, and each refusal to its poster, one after the
+/// other: a connection hears its answers in the order it posted, and with Redis a message is
+/// published before the next, so every node delivers a room's messages in the posted order.
+async fn send_in_order<A: Adapter>(io: SocketIo<A>, mut posted: mpsc::Receiver<Out>) {
+    while let Some(out) = posted.recv().await {
+        match out {
+            Out::Room { room, message } => {
+                if let Err(error) = io.to(room.clone()).emit("chat-message", &message).await {
+                    metrics::counter!("open360_chat_dropped_total").increment(1);
+                    tracing::warn!(%error, room, "a chat message did not reach every reader");
+                }
+            }
+            Out::Refused { to, error } => {
+                if let Some(socket) = io.get_socket(to) {
+                    let _ = socket.emit("chat-error", &json!({ "error": error }));
+                }
+            }
+        }
     }
 }
 
 impl Shared {
-    fn rooms<T>(&self, f: impl FnOnce(&mut HashMap<String, Room>) -> T) -> T {
-        f(&mut self.rooms.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn admit(self: &Arc<Self>, s: &SocketRef, auth: Auth) -> Result<(), String> {
+    fn admit<A: Adapter>(self: &Arc<Self>, s: &SocketRef<A>, auth: Auth) -> Result<(), String> {
         let query = |key: &str| crate::net::query_param(s, key);
         let channel = query("channel")
             .filter(|c| !c.trim().is_empty())
@@ -202,22 +309,7 @@ impl Shared {
             }
             (Some(_), None) => None,
         };
-        self.rooms(|rooms| {
-            if !rooms.contains_key(&channel) && rooms.len() >= self.config.max_rooms {
-                return Err(format!(
-                    "too many rooms (at most {})",
-                    self.config.max_rooms
-                ));
-            }
-            let room = rooms.entry(channel.clone()).or_default();
-            room.viewers += 1;
-            if let Some(user) = &user {
-                *room.members.entry(user.clone()).or_default() += 1;
-            }
-            // Under the lock, so counts are told in the order they changed.
-            self.tell_count(&channel, room.viewers);
-            Ok(())
-        })?;
+        self.viewers.join(&channel, user.as_deref())?;
         let burst = f64::from(self.config.message_burst);
         let viewer = Viewer {
             channel: channel.clone(),
@@ -225,44 +317,21 @@ impl Shared {
             colour: light_colour(),
             budget: Arc::new(Mutex::new((burst, Instant::now()))),
         };
-        s.join(channel.clone());
+        s.join(channel);
         s.extensions.insert(viewer);
         s.extensions.insert(self.clone());
         let shared = self.clone();
-        s.on_disconnect(async move |s: SocketRef| shared.left(&s));
+        s.on_disconnect(async move |s: SocketRef<A>| {
+            if let Some(viewer) = s.extensions.get::<Viewer>() {
+                shared
+                    .viewers
+                    .leave(&viewer.channel, viewer.user.as_deref());
+            }
+        });
         Ok(())
     }
 
-    fn left(&self, s: &SocketRef) {
-        let Some(viewer) = s.extensions.get::<Viewer>() else {
-            return;
-        };
-        self.rooms(|rooms| {
-            let Some(room) = rooms.get_mut(&viewer.channel) else {
-                return;
-            };
-            room.viewers = room.viewers.saturating_sub(1);
-            if let Some(user) = &viewer.user
-                && let Some(n) = room.members.get_mut(user)
-            {
-                *n -= 1;
-                if *n == 0 {
-                    room.members.remove(user);
-                }
-            }
-            let count = room.viewers;
-            if count == 0 {
-                rooms.remove(&viewer.channel);
-            }
-            self.tell_count(&viewer.channel, count);
-        });
-    }
-
-    fn tell_count(&self, channel: &str, count: u64) {
-        let _ = self.counts.send((channel.to_owned(), count));
-    }
-
-    fn post(&self, s: &SocketRef, viewer: &Viewer, text: &str) -> Result<(), String> {
+    fn post(&self, viewer: &Viewer, text: &str) -> Result<(), String> {
         let Some(user) = &viewer.user else {
             return Err("anonymous viewers cannot post; log in to chat".to_owned());
         };
@@ -280,15 +349,14 @@ impl Shared {
             ));
         }
         let out = json!({ "user": user, "colour": viewer.colour, "message": escape(text) });
-        use futures::FutureExt as _;
-        if let Some(Err(error)) = s
-            .within(viewer.channel.clone())
-            .emit("chat-message", &out)
-            .now_or_never()
-        {
-            metrics::counter!("open360_chat_dropped_total").increment(1);
-            tracing::warn!(%error, channel = viewer.channel, "a reader is too far behind; message lost to it");
-        }
+        let out = Out::Room {
+            room: viewer.channel.clone(),
+            message: out,
+        };
+        self.outbox.try_send(out).map_err(|_| {
+            metrics::counter!("open360_chat_busy_total").increment(1);
+            "the chat is busy; try again".to_owned()
+        })?;
         metrics::counter!("open360_chat_messages_total").increment(1);
         Ok(())
     }
@@ -308,34 +376,25 @@ impl Shared {
             false
         }
     }
+}
 
-    /// `{count, members}` of a room.
-    fn members(&self, channel: &str) -> serde_json::Value {
-        self.rooms(|rooms| match rooms.get(channel) {
-            Some(room) => json!({
-                "count": room.viewers,
-                "members": room.members.keys().collect::<Vec<_>>(),
-            }),
-            None => json!({ "count": 0, "members": [] }),
-        })
-    }
+/// `setViewerCount`'s data: the room (named after its channel's owner), its count and `seq`,
+/// which grows with each change so the web service can ignore a count that arrives late.
+fn told(count: &Count) -> Value {
+    json!({ "username": count.room, "count": count.count, "seq": count.seq })
 }
 
 /// Tells `web-api` each viewer count, in the order they changed, until the chat stops.
-async fn tell_counts(
-    hub: ServiceClient,
-    mut changes: tokio::sync::mpsc::UnboundedReceiver<(String, u64)>,
-) {
-    while let Some((channel, count)) = changes.recv().await {
-        let data = json!({ "username": channel, "count": count });
-        if let Err(error) = hub.tell("web-api", "setViewerCount", data).await {
+async fn tell_counts(hub: ServiceClient, mut changes: mpsc::UnboundedReceiver<Count>) {
+    while let Some(count) = changes.recv().await {
+        if let Err(error) = hub.tell("web-api", "setViewerCount", told(&count)).await {
             tracing::debug!(%error, "viewer count not told");
         }
     }
 }
 
 /// After admission: the connection may post.
-async fn joined(s: SocketRef) {
+async fn joined<A: Adapter>(s: SocketRef<A>) {
     s.on("chat-message", async |_: Posting| {});
 }
 
@@ -343,15 +402,14 @@ async fn joined(s: SocketRef) {
 /// out in the order they came (its handlers are spawned tasks, which may run out of order).
 struct Posting;
 
-impl FromMessage<LocalAdapter> for Posting {
+impl<A: Adapter> FromMessage<A> for Posting {
     type Error = std::convert::Infallible;
 
     fn from_message(
-        s: Arc<Socket>,
+        s: Arc<Socket<A>>,
         mut v: socketioxide_core::Value,
         ack: Option<i64>,
     ) -> Result<Self, Self::Error> {
-        let socket = SocketRef::from(s.clone());
         let (Some(viewer), Some(shared)) = (
             s.extensions.get::<Viewer>(),
             s.extensions.get::<Arc<Shared>>(),
@@ -360,8 +418,14 @@ impl FromMessage<LocalAdapter> for Posting {
         };
         let posted = Data::<Posted>::from_message_parts(&s, &mut v, &ack)
             .map_err(|_| "a chat message is {message: text}".to_owned());
-        if let Err(error) = posted.and_then(|Data(p)| shared.post(&socket, &viewer, &p.message)) {
-            let _ = socket.emit("chat-error", &json!({ "error": error }));
+        if let Err(error) = posted.and_then(|Data(p)| shared.post(&viewer, &p.message)) {
+            let refused = Out::Refused { to: s.id, error };
+            if let Err(mpsc::error::TrySendError::Full(Out::Refused { error, .. })) =
+                shared.outbox.try_send(refused)
+            {
+                // Overloaded: told at once, out of order.
+                let _ = SocketRef::from(s).emit("chat-error", &json!({ "error": error }));
+            }
         }
         Ok(Self)
     }
