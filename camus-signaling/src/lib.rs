@@ -3,25 +3,33 @@
 //!
 //! # Status
 //!
-//! **Not built yet; first pieces in.** This release holds the crate's configuration
+//! **Not built yet; the sans-IO core is in.** This release holds the crate's configuration
 //! ([`CamusConfig`], [`IceConfig`], [`TurnConfig`]), its error types ([`Error`],
-//! [`ConfigError`]), the signaling [`message`] types and the [`ice`] servers with coturn REST
-//! credentials. The room registry, the signaling server, the `Store` implementations and the
-//! browser client shown below are the next steps and do not exist in this version.
+//! [`ConfigError`]), the signaling [`message`] types, the [`ice`] servers with coturn REST
+//! credentials, and the [`registry`]: rooms, entry and seats, the relay and ground control's
+//! answers, rate limits and the ping/reap/idle-room timers, as a synchronous state machine
+//! tested on simulated time. The server that drives it (HTTP pages, WebSockets, the timer
+//! task), the `Store` implementations, the Redis scale-out and the browser client shown below
+//! are the next steps and do not exist in this version.
 //!
 //! # Parts
 //!
 //! ```text
-//!  browser ──HTTP──▶ pages: create room (POST /), enter room (/room/<slug>) ──▶ signed cookie
-//!     │
-//!     └──WebSocket /room/<slug>/ws──▶ proto: RoomRegistry (sans-IO; time passed in)
-//!                                       ├─ ground control: ping/pong, profile, room-info,
-//!                                       │  ice-servers (coturn REST credentials), bye
-//!                                       ├─ relay: offer / answer / icecandidate / text to a
-//!                                       │  client of the same room, or to the whole room
-//!                                       └─ timers: ping silent clients, reap, delete idle rooms
-//!                                     store: rooms and clients (memory, SQLite, PostgreSQL)
-//!                                     scale-out: rooms spanning nodes over Redis pub/sub
+//!  browser ──HTTP──▶ server: pages, create room (POST /), enter (/room/<slug>) ─▶ signed cookie
+//!     │              [not yet]                          │ RoomRegistry::create_room, ::enter
+//!     │                                                 ▼
+//!     └──WebSocket /room/<slug>/ws [not yet]──▶ registry: RoomRegistry (sans-IO; time passed in)
+//!                                                ├─ seats: connect / disconnect; the guest
+//!                                                │  limit counts live clients only
+//!                                                ├─ ground control: ping/pong, profile,
+//!                                                │  room-info, ice-servers (coturn REST), bye
+//!                                                ├─ relay: offer / answer / icecandidate / text
+//!                                                │  to a client of the same room, or the room;
+//!                                                │  a token bucket per client
+//!                                                └─ tick: ping silent clients, reap, delete
+//!                                                   idle rooms
+//!  store [not yet]: rooms and clients (memory, SQLite, PostgreSQL)
+//!  scale-out [not yet]: rooms spanning nodes over Redis pub/sub
 //! ```
 //!
 //! # Configuration
@@ -51,6 +59,8 @@ mod config;
 mod error;
 pub mod ice;
 pub mod message;
+pub mod registry;
 
 pub use config::{CamusConfig, IceConfig, TurnConfig};
 pub use error::{ConfigError, Error};
+pub use registry::RoomRegistry;
