@@ -254,3 +254,50 @@ async fn the_hub_binary_serves_its_log_health_and_metrics_and_stops_on_sigterm()
         .expect("stopped");
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn a_question_to_a_service_too_far_behind_is_refused_at_once() {
+    use futures::StreamExt as _;
+    use open360_protocol::{AskError, ServiceClient, SocketIoTransport};
+    let Some(node) = peer(Node::locate()) else {
+        return;
+    };
+    let mut config = HubConfig::default();
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.max_queued_per_socket = 16;
+    let hub = Hub::bind(config, Arc::new(MemoryLog::new()))
+        .await
+        .expect("bound");
+    let url = format!("http://{}", hub.local_addr().expect("address"));
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(hub.run(axum::Router::new(), async move {
+        let _ = stopped.await;
+    }));
+    let mut slow = node
+        .socketio(&url, json!({ "auth": { "service": "slow-api" } }))
+        .expect("client started");
+    slow.connected().await.expect("connected");
+    let asker = ServiceClient::builder("ingest-api")
+        .start(Arc::new(SocketIoTransport::new(url.clone(), None)));
+    asker.connected().await;
+
+    // The slow service's process stops reading: once the kernel's buffers and the hub's queue
+    // of 16 are full, a question for it is answered by the hub, long before the asker's timeout.
+    let pid = slow.script().pid().expect("running");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stopped");
+    let data = json!({ "padding": "x".repeat(64 << 10) });
+    let timeout = std::time::Duration::from_secs(60);
+    let mut asks: futures::stream::FuturesUnordered<_> = (0..400)
+        .map(|_| asker.ask_within("slow-api", "work", data.clone(), timeout))
+        .collect();
+    let first = asks.next().await.expect("asked");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("continued");
+    match first {
+        Err(AskError::Refused(text)) => assert_eq!(
+            text,
+            "service slow-api is too far behind; the question was not delivered"
+        ),
+        other => panic!("expected the hub's refusal, got {other:?}"),
+    }
+}

@@ -14,8 +14,8 @@ pub struct HubConfig {
     /// The largest `api-message` accepted, in bytes. Default 256 KiB.
     pub max_message_bytes: usize,
     /// Messages that may wait to be written to one service's socket; a service further behind
-    /// loses messages (counted in `open360_hub_dropped_total`, logged), and its askers time
-    /// out. Default 65,536.
+    /// loses messages (counted in `open360_hub_dropped_total`, logged); a question none of its
+    /// sockets took is answered at once with an error. Default 65,536.
     pub max_queued_per_socket: usize,
 }
 

@@ -6,7 +6,9 @@
 //!   `?name=open360:<label>` (a `-server` suffix is dropped). With a hub token configured, a
 //!   wrong or missing token is refused (`connect_error`).
 //! - A question to a service with no connected socket is answered at once, on the sender's
-//!   `ack` event, with an error reply (`package.error`), instead of silence.
+//!   `ack` event, with an error reply (`package.error`), instead of silence; so is a question
+//!   that no socket of its service could take because each is too far behind (its queue of
+//!   `max_queued_per_socket` full).
 //! - The hub answers `status` itself for the target `api`.
 //! - Messages are relayed in the order each socket sent them: they are handled where
 //!   socketioxide decodes them (its handlers are spawned tasks, which may run out of order).
@@ -15,7 +17,7 @@
 use crate::{
     Error, HubConfig,
     log::{LoggedMessage, MessageLog},
-    message::ApiMessage,
+    message::{ApiMessage, MessageType},
     routing::{Route, reply_event, route},
 };
 use axum::{
@@ -25,7 +27,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use socketioxide::{
-    SocketIo,
+    BroadcastError, SocketIo,
     adapter::LocalAdapter,
     extract::{Data, SocketRef, TryData},
     handler::{ConnectHandler as _, FromMessage, FromMessageParts as _},
@@ -171,7 +173,8 @@ impl Shared {
         };
         self.record(from, &message);
         let target = || self.io.within(message.target.clone());
-        match route(&message, !target().sockets().is_empty()) {
+        let sockets = target().sockets().len();
+        match route(&message, sockets > 0) {
             Route::Drop => metrics::counter!("open360_hub_undeliverable_total").increment(1),
             Route::Answer(reply) => {
                 let _ = s.emit(reply_event(&message, from), &reply);
@@ -184,6 +187,18 @@ impl Shared {
                 {
                     metrics::counter!("open360_hub_dropped_total").increment(1);
                     tracing::warn!(%error, target = message.target, "a socket of the target is too far behind; message lost to it");
+                    let missed = match &error {
+                        BroadcastError::Socket(failed) => failed.len(),
+                        _ => sockets,
+                    };
+                    // No socket took the question: its asker is told now, not at its timeout.
+                    if message.kind == MessageType::Question && missed >= sockets {
+                        let busy = format!(
+                            "service {} is too far behind; the question was not delivered",
+                            message.target
+                        );
+                        let _ = s.emit(reply_event(&message, from), &message.error_reply(&busy));
+                    }
                 }
             }
         }
