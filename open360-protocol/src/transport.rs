@@ -41,13 +41,28 @@ pub trait Transport: Send + Sync + 'static {
 const LINK_QUEUE: usize = 1024;
 
 /// The hub over the network: Socket.IO v4 over WebSocket (`http://` or `https://`, the
-/// latter trusting the system's roots), as the hub's JavaScript clients speak it (the services
-/// send and receive JSON events only, so binary packets are not needed).
-#[derive(Debug, Clone)]
+/// latter trusting the system's roots, or the CA given to [`with_ca_file`]), as the hub's
+/// JavaScript clients speak it (the services send and receive JSON events only, so binary
+/// packets are not needed).
+///
+/// [`with_ca_file`]: SocketIoTransport::with_ca_file
+#[derive(Clone)]
 pub struct SocketIoTransport {
     url: String,
     token: Option<String>,
     connect_timeout: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for SocketIoTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIoTransport")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("custom_ca", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl SocketIoTransport {
@@ -57,7 +72,32 @@ impl SocketIoTransport {
             url: url.into(),
             token,
             connect_timeout: Duration::from_secs(10),
+            tls: None,
         }
+    }
+
+    /// For an `https://` hub: trusts the CA certificates in the PEM file at `path` (a private
+    /// CA, or the hub's own self-signed certificate) instead of the system's roots.
+    pub fn with_ca_file(mut self, path: &std::path::Path) -> Result<Self, TransportError> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let failed = |e: &dyn std::fmt::Display| TransportError(format!("{}: {e}", path.display()));
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in CertificateDer::pem_file_iter(path).map_err(|e| failed(&e))? {
+            roots
+                .add(certificate.map_err(|e| failed(&e))?)
+                .map_err(|e| failed(&e))?;
+        }
+        if roots.is_empty() {
+            return Err(failed(&"no certificate in the file"));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| failed(&e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        self.tls = Some(Arc::new(config));
+        Ok(self)
     }
 
     fn websocket_url(&self) -> String {
@@ -82,10 +122,19 @@ impl Transport for SocketIoTransport {
     async fn connect(&self, label: &str) -> Result<Link, TransportError> {
         let failed = |e: &dyn std::fmt::Display| TransportError(format!("{}: {e}", self.url));
         let handshake = async {
-            let (mut ws, _) =
-                tokio_tungstenite::connect_async_with_config(self.websocket_url(), None, true)
-                    .await
-                    .map_err(|e| failed(&e))?;
+            // wss:// with the system's roots builds its TLS client from the process's default
+            // provider, which rustls cannot pick alone when a build links two: ring, the
+            // workspace's one TLS stack, unless the embedder installed another.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+            let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+                self.websocket_url(),
+                None,
+                true,
+                connector,
+            )
+            .await
+            .map_err(|e| failed(&e))?;
             // Engine.IO's open packet, then Socket.IO's connect to the main namespace.
             let open = next_text(&mut ws).await.map_err(|e| failed(&e))?;
             let timing = engine_timing(&open).ok_or_else(|| failed(&"no Engine.IO open packet"))?;

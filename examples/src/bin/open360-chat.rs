@@ -28,6 +28,10 @@ struct Args {
     /// The hub's token, when it wants one.
     #[arg(long, env = "OPEN360_HUB_TOKEN", hide_env_values = true)]
     hub_token: Option<String>,
+    /// For an `https://` hub: a PEM file of the CA certificates to trust instead of the
+    /// system's roots (a private CA, or the hub's self-signed certificate).
+    #[arg(long, env = "OPEN360_HUB_CA_FILE")]
+    hub_ca_file: Option<std::path::PathBuf>,
     /// The secret the web service signs chat tokens with; unset, names are taken as claimed.
     #[arg(long, env = "OPEN360_CHAT_TOKEN_SECRET", hide_env_values = true)]
     token_secret: Option<String>,
@@ -74,9 +78,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     config.redis_url = args.redis_url;
     config.redis_prefix = args.redis_prefix;
     config.node_lease = std::time::Duration::from_millis(args.node_lease_ms);
-    let hub = args
-        .hub_url
-        .map(|url| Arc::new(SocketIoTransport::new(url, args.hub_token)) as Arc<dyn Transport>);
+    let hub = match args.hub_url {
+        Some(url) => {
+            let mut transport = SocketIoTransport::new(url, args.hub_token);
+            if let Some(ca) = &args.hub_ca_file {
+                transport = transport.with_ca_file(ca)?;
+            }
+            Some(Arc::new(transport) as Arc<dyn Transport>)
+        }
+        None => None,
+    };
     let chat = Chat::bind(config, hub).await?;
     ops::announce("chat", chat.local_addr()?);
     // Ready once linked to the hub, when there is one.

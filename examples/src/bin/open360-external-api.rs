@@ -30,6 +30,10 @@ struct Args {
     /// The hub's token, when it wants one.
     #[arg(long, env = "OPEN360_HUB_TOKEN", hide_env_values = true)]
     hub_token: Option<String>,
+    /// For an `https://` hub: a PEM file of the CA certificates to trust instead of the
+    /// system's roots (a private CA, or the hub's self-signed certificate).
+    #[arg(long, env = "OPEN360_HUB_CA_FILE")]
+    hub_ca_file: Option<std::path::PathBuf>,
     /// How long `GET /` waits for each service's status, in milliseconds.
     #[arg(long, env = "OPEN360_STATUS_TIMEOUT_MS", default_value_t = 1000)]
     status_timeout_ms: u64,
@@ -50,7 +54,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ExternalApiConfig::default();
     config.listen = args.listen;
     config.status_timeout = Duration::from_millis(args.status_timeout_ms);
-    let transport = SocketIoTransport::new(args.hub_url, args.hub_token);
+    let mut transport = SocketIoTransport::new(args.hub_url, args.hub_token);
+    if let Some(ca) = &args.hub_ca_file {
+        transport = transport.with_ca_file(ca)?;
+    }
     let client = ServiceClient::builder(EXTERNAL_API_LABEL).start(Arc::new(transport));
     let ready = client.link_state();
     let api = ExternalApi::bind(config, client).await?;
