@@ -2,7 +2,7 @@ use crate::ConfigError;
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 /// The Camus server's settings. The defaults are the original's where it had one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CamusConfig {
     /// Where HTTP and WebSocket are served. Default `0.0.0.0:5000` (the original's Quart port).
@@ -38,6 +38,44 @@ pub struct CamusConfig {
     pub ice: IceConfig,
     /// With a Redis URL, rooms span every server sharing that Redis. Default none.
     pub redis_url: Option<String>,
+    /// The secret room cookies are signed with (at least 32 characters). Default none: one is
+    /// made on first start and kept in `<data_dir>/cookie-secret`, so cookies survive restarts
+    /// (the original made a new one per process). Servers sharing rooms must share it.
+    pub cookie_secret: Option<String>,
+    /// Mark room cookies `Secure` (sent over HTTPS only): set it when serving behind TLS.
+    /// Default false.
+    pub secure_cookies: bool,
+    /// Frames that may wait to be written to one client; a client further behind is
+    /// disconnected (close code 1008) and may reconnect. Default 1,024.
+    pub client_queue: usize,
+}
+
+impl fmt::Debug for CamusConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CamusConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("default_guest_limit", &self.default_guest_limit)
+            .field("max_clients_per_room", &self.max_clients_per_room)
+            .field("max_rooms", &self.max_rooms)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("messages_per_second", &self.messages_per_second)
+            .field("message_burst", &self.message_burst)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_after_silence", &self.ping_after_silence)
+            .field("reap_interval", &self.reap_interval)
+            .field("reap_after_silence", &self.reap_after_silence)
+            .field("room_idle_timeout", &self.room_idle_timeout)
+            .field("ice", &self.ice)
+            .field("redis_url", &self.redis_url)
+            .field(
+                "cookie_secret",
+                &self.cookie_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("secure_cookies", &self.secure_cookies)
+            .field("client_queue", &self.client_queue)
+            .finish()
+    }
 }
 
 impl Default for CamusConfig {
@@ -58,6 +96,9 @@ impl Default for CamusConfig {
             room_idle_timeout: Duration::from_secs(300),
             ice: IceConfig::default(),
             redis_url: None,
+            cookie_secret: None,
+            secure_cookies: false,
+            client_queue: 1024,
         }
     }
 }
@@ -236,6 +277,20 @@ impl CamusConfig {
             "more than 0",
             self.room_idle_timeout,
         )?;
+        ensure(
+            (16..=1 << 20).contains(&self.client_queue),
+            "client_queue",
+            "between 16 and 1,048,576",
+            self.client_queue,
+        )?;
+        if let Some(secret) = &self.cookie_secret {
+            ensure(
+                secret.len() >= 32,
+                "cookie_secret",
+                "at least 32 characters when set",
+                "[redacted]",
+            )?;
+        }
         for url in &self.ice.stun_urls {
             ensure(
                 url.starts_with("stun:") || url.starts_with("stuns:"),

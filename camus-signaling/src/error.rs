@@ -31,6 +31,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
     /// A socket or file operation failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -3,32 +3,36 @@
 //!
 //! # Status
 //!
-//! **Not built yet; the sans-IO core is in.** This release holds the crate's configuration
-//! ([`CamusConfig`], [`IceConfig`], [`TurnConfig`]), its error types ([`Error`],
-//! [`ConfigError`]), the signaling [`message`] types, the [`ice`] servers with coturn REST
-//! credentials, and the [`registry`]: rooms, entry and seats, the relay and ground control's
-//! answers, rate limits and the ping/reap/idle-room timers, as a synchronous state machine
-//! tested on simulated time. The server that drives it (HTTP pages, WebSockets, the timer
-//! task), the `Store` implementations, the Redis scale-out and the browser client shown below
-//! are the next steps and do not exist in this version.
+//! **Partly built.** Built and tested with real clients (reqwest, the `ws` package): the
+//! [`CamusServer`] (the pages, room creation and entry with a signed per-room cookie,
+//! passwords hashed with argon2, the signaling WebSocket, the timers), the [`registry`] it
+//! drives (rooms, seats, the relay and ground control's answers, rate limits, timers; a
+//! synchronous state machine tested on simulated time), the [`store`] that keeps rooms across
+//! restarts (memory, SQLite, PostgreSQL), the signaling [`message`] types and the [`ice`]
+//! servers with coturn REST credentials, and a plain-JavaScript browser client (a mesh video
+//! call with perfect negotiation) served at `/static/camus.js`. Not built yet: the Redis
+//! scale-out, the browser call tested in Chromium, the `webrtc`-crate peers test, the load
+//! generator.
 //!
 //! # Parts
 //!
 //! ```text
-//!  browser ──HTTP──▶ server: pages, create room (POST /), enter (/room/<slug>) ─▶ signed cookie
-//!     │              [not yet]                          │ RoomRegistry::create_room, ::enter
-//!     │                                                 ▼
-//!     └──WebSocket /room/<slug>/ws [not yet]──▶ registry: RoomRegistry (sans-IO; time passed in)
-//!                                                ├─ seats: connect / disconnect; the guest
-//!                                                │  limit counts live clients only
-//!                                                ├─ ground control: ping/pong, profile,
-//!                                                │  room-info, ice-servers (coturn REST), bye
-//!                                                ├─ relay: offer / answer / icecandidate / text
-//!                                                │  to a client of the same room, or the room;
-//!                                                │  a token bucket per client
-//!                                                └─ tick: ping silent clients, reap, delete
-//!                                                   idle rooms
-//!  store [not yet]: rooms and clients (memory, SQLite, PostgreSQL)
+//!  browser ──HTTP──▶ CamusServer: pages, create room (POST /), enter (/room/<slug>)
+//!     │                          │ argon2 passwords (store), signed cookie per room
+//!     │                          ▼
+//!     └──WebSocket /room/<slug>/ws──▶ RoomRegistry (sans-IO, time passed in; one lock)
+//!          ▲                          ├─ seats: connect / disconnect; the guest limit counts
+//!          │                          │  live clients only
+//!          │                          ├─ ground control: ping/pong, profile, room-info,
+//!          │                          │  ice-servers (coturn REST), bye
+//!          │                          ├─ relay: offer / answer / icecandidate / text to a
+//!          │                          │  client of the same room, or the room; a token
+//!          │                          │  bucket per client
+//!          │                          └─ tick (every second): ping silent clients, reap,
+//!          │                             delete idle rooms
+//!          └── each client's queue of frames (a client too far behind is disconnected)
+//!  store: rooms, kept across restarts (memory, SQLite, PostgreSQL); clients live in the
+//!         registry only
 //!  scale-out [not yet]: rooms spanning nodes over Redis pub/sub
 //! ```
 //!
@@ -60,7 +64,11 @@ mod error;
 pub mod ice;
 pub mod message;
 pub mod registry;
+mod server;
+pub mod store;
 
 pub use config::{CamusConfig, IceConfig, TurnConfig};
 pub use error::{ConfigError, Error};
 pub use registry::RoomRegistry;
+pub use server::CamusServer;
+pub use store::{MemoryStore, SqlStore, Store};

@@ -197,6 +197,8 @@ pub struct RoomRegistry {
     /// Orders each room's members (seat order, for `room-info` and broadcasts).
     next_seq: u64,
     next_connection: u64,
+    /// Rooms deleted by `tick`, until [`take_deleted_rooms`](Self::take_deleted_rooms).
+    deleted_rooms: Vec<String>,
     /// Fills a buffer with random bytes; a CSPRNG outside tests.
     random: fn(&mut [u8]),
 }
@@ -289,6 +291,7 @@ impl RoomRegistry {
             clients: HashMap::new(),
             next_seq: 0,
             next_connection: 0,
+            deleted_rooms: Vec::new(),
             random,
         }
     }
@@ -408,6 +411,14 @@ impl RoomRegistry {
         {
             client.presence = Presence::Dropped;
         }
+    }
+
+    /// Whether `id` is a client of room `slug` (admitted, connected or dropped): a returning
+    /// visitor that needs no password again.
+    pub fn is_client(&self, slug: &str, id: &ClientId) -> bool {
+        self.clients
+            .get(id)
+            .is_some_and(|client| *client.room == *slug)
     }
 
     /// How many rooms and clients there are.

@@ -5,7 +5,7 @@ use super::{
     ClientId, CloseReason, MAX_USERNAME_CHARS, Outgoing, Presence, RoomRegistry, error, send,
 };
 use crate::ice::ice_servers;
-use crate::message::{Envelope, Kind, Receiver};
+use crate::message::{Envelope, Kind, MessageError, Receiver};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -84,6 +84,24 @@ impl RoomRegistry {
             return refusal;
         }
         match Envelope::parse(text, self.limits.max_message_bytes) {
+            Ok(envelope) => self.route(*id, envelope, now, wall),
+            Err(reason) => vec![error(*id, &reason.to_string())],
+        }
+    }
+
+    /// As [`receive_text`](Self::receive_text), for a frame the caller parsed already (with
+    /// [`Envelope::parse`] and the same limit), so a server can parse outside its lock.
+    pub fn receive_parsed(
+        &mut self,
+        id: &ClientId,
+        parsed: Result<Envelope, MessageError>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<Outgoing> {
+        if let Err(refusal) = self.charge(id, now) {
+            return refusal;
+        }
+        match parsed {
             Ok(envelope) => self.route(*id, envelope, now, wall),
             Err(reason) => vec![error(*id, &reason.to_string())],
         }

@@ -68,6 +68,30 @@ impl RoomRegistry {
             slug = format!("{base}-{suffix}");
             suffix += 1;
         }
+        let room = self.new_room(spec, now);
+        self.rooms.insert(Arc::from(slug.as_str()), room);
+        Ok(slug)
+    }
+
+    /// Puts back a room kept by a store (after a restart) under its own slug: empty, its idle
+    /// clock started at `now`. False, and nothing changed, when the slug is taken already or
+    /// the registry holds `max_rooms`.
+    pub fn restore_room(&mut self, slug: &str, spec: RoomSpec, now: Instant) -> bool {
+        if self.rooms.contains_key(slug) || self.rooms.len() >= self.limits.max_rooms {
+            return false;
+        }
+        let room = self.new_room(spec, now);
+        self.rooms.insert(Arc::from(slug), room);
+        true
+    }
+
+    /// The slugs of the rooms [`tick`](Self::tick) deleted since the last call, for the
+    /// server to delete from its store.
+    pub fn take_deleted_rooms(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.deleted_rooms)
+    }
+
+    fn new_room(&self, spec: RoomSpec, now: Instant) -> Room {
         let max = self.limits.max_clients_per_room;
         let requested = spec.guest_limit.unwrap_or(self.limits.default_guest_limit);
         let guest_limit = if requested == 0 {
@@ -76,7 +100,7 @@ impl RoomRegistry {
             requested.min(max)
         };
         let capacity = to_usize(if guest_limit == 0 { max } else { guest_limit });
-        let room = Room {
+        Room {
             name: spec.name,
             guest_limit,
             capacity,
@@ -86,9 +110,7 @@ impl RoomRegistry {
             seated: 0,
             waiting: 0,
             empty_since: Some(now),
-        };
-        self.rooms.insert(Arc::from(slug.as_str()), room);
-        Ok(slug)
+        }
     }
 
     /// The room with this slug.

@@ -109,6 +109,7 @@ impl RoomRegistry {
             .map(|(slug, _)| Arc::clone(slug))
             .collect();
         for slug in expired {
+            self.deleted_rooms.push(slug.to_string());
             if let Some(room) = self.rooms.remove(&slug) {
                 // Only admitted clients can be left: they have no socket to close.
                 for id in room.members.values() {

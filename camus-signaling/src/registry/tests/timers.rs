@@ -101,8 +101,11 @@ fn idle_rooms_are_deleted_after_5_min_with_their_clients() {
         scene.tick(secs);
     }
     assert!(scene.registry.room(&idle).is_some());
+    assert!(scene.registry.take_deleted_rooms().is_empty());
     scene.tick(300);
     assert_eq!(scene.registry.room(&idle), None, "no live client for 5 min");
+    assert_eq!(scene.registry.take_deleted_rooms(), vec![idle.to_string()]);
+    assert!(scene.registry.take_deleted_rooms().is_empty(), "taken once");
     assert!(scene.registry.room(&busy).is_some());
     assert_eq!(
         scene.registry.stats().admitted,
@@ -195,4 +198,24 @@ fn talking_keeps_a_client_alive() {
         assert_eq!(scene.tick(secs), [], "at {secs} s");
     }
     assert_eq!(scene.registry.stats().connected, 1);
+}
+
+#[test]
+fn a_restored_room_keeps_its_slug_and_starts_idle() {
+    let mut scene = Scene::new();
+    let spec = RoomSpec::new("Kept");
+    assert!(
+        scene
+            .registry
+            .restore_room("kept-7", spec.clone(), scene.at(0))
+    );
+    assert!(
+        !scene.registry.restore_room("kept-7", spec, scene.at(0)),
+        "taken"
+    );
+    let view = scene.registry.room("kept-7").expect("restored");
+    assert_eq!((view.name.as_str(), view.guests), ("Kept", 0));
+    scene.tick(300);
+    assert_eq!(scene.registry.room("kept-7"), None, "idle since restored");
+    assert_eq!(scene.registry.take_deleted_rooms(), ["kept-7"]);
 }
