@@ -84,11 +84,16 @@ pub fn catalogue() -> Vec<System> {
             "coordinator-core",
             "Balances RTMP/WebSocket streaming servers over HLS encoders, with key-verification and event webhooks.",
         ),
-        planned(
-            "Camus",
-            "camus-signaling",
-            "Rooms and WebSocket signaling for peer-to-peer WebRTC video calls, with TURN credentials.",
-        ),
+        System {
+            availability: Availability::PartlyBuilt {
+                try_it: "cargo run --release --bin camus, then open http://127.0.0.1:5000/ in two browser tabs".into(),
+            },
+            ..planned(
+                "Camus",
+                "camus-signaling",
+                "Rooms and WebSocket signaling for peer-to-peer WebRTC video calls, with TURN credentials.",
+            )
+        },
     ]
 }
 

@@ -13,6 +13,10 @@ fn demo(data_dir: &std::path::Path, listen: &str) -> Command {
             listen,
             "--coordinator-rtmp",
             "127.0.0.1:0",
+            "--castaway-listen",
+            "127.0.0.1:0",
+            "--camus-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data_dir)
@@ -26,7 +30,7 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
     let data_dir = data.path().join("data");
     let demo = ServerProcess::spawn(
         demo(&data_dir, "127.0.0.1:0"),
-        &["landing", "coordinator-rtmp", "castaway"],
+        &["landing", "coordinator-rtmp", "castaway", "camus"],
     )
     .await
     .expect("demo started");
@@ -74,6 +78,19 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
         .await
         .expect("JSON");
     assert_eq!(livestreams[0]["artistId"], "demo-artist", "{livestreams}");
+    let camus = demo.addr("camus").expect("announced");
+    let listed = services
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["crate_name"] == "camus-signaling"))
+        .expect("listed");
+    assert_eq!(
+        listed["availability"]["url"],
+        format!("http://{camus}/").as_str()
+    );
+    let rooms = http::get_text(&format!("http://{camus}/"))
+        .await
+        .expect("body");
+    assert!(rooms.contains("name=\"room_name\""), "{rooms}");
     let rtmp = demo.addr("coordinator-rtmp").expect("announced");
     let page = http::get_text(&format!("{base}/coordinator/"))
         .await

@@ -22,6 +22,9 @@ struct Args {
     /// Where Castaway's relay (Socket.IO and its HTTP API) listens. Port 0 picks a free port.
     #[arg(long, env = "DEMO_CASTAWAY_LISTEN", default_value = "127.0.0.1:3000")]
     castaway_listen: SocketAddr,
+    /// Where Camus (its pages and signaling WebSockets) listens. Port 0 picks a free port.
+    #[arg(long, env = "DEMO_CAMUS_LISTEN", default_value = "127.0.0.1:5000")]
+    camus_listen: SocketAddr,
     /// Where the streaming coordinator's RTMP server listens. Port 0 picks a free port.
     #[arg(long, env = "DEMO_COORDINATOR_RTMP", default_value = "127.0.0.1:1936")]
     coordinator_rtmp: SocketAddr,
@@ -57,6 +60,8 @@ enum DemoError {
     Coordinator(#[from] examples::coordinator_demo::CoordinatorDemoError),
     #[error("castaway: {0}")]
     Castaway(#[from] castaway_relay::Error),
+    #[error("camus: {0}")]
+    Camus(#[from] camus_signaling::Error),
 }
 
 async fn run(args: Args) -> Result<(), DemoError> {
@@ -116,6 +121,16 @@ async fn run(args: Args) -> Result<(), DemoError> {
         ),
     );
 
+    let camus = start_camus(args.camus_listen, &args.data_dir, stopping.clone()).await?;
+    ops::announce("camus", camus);
+    landing::set_running(
+        &mut systems,
+        "camus-signaling",
+        format!("http://{camus}/"),
+        "create a room, then open its address in a second tab (or on a phone on your network): a video call"
+            .into(),
+    );
+
     let app = landing::routes(systems.clone())
         .merge(coordinator.routes)
         .merge(ops::ops_routes(metrics));
@@ -146,4 +161,27 @@ async fn run(args: Args) -> Result<(), DemoError> {
         .map_err(DemoError::Serve)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Camus on `listen`, its rooms and cookie secret under `data_dir/camus`.
+async fn start_camus(
+    listen: SocketAddr,
+    data_dir: &std::path::Path,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<SocketAddr, camus_signaling::Error> {
+    let mut config = camus_signaling::CamusConfig::default();
+    config.listen = listen;
+    config.data_dir = data_dir.join("camus");
+    let store = camus_signaling::SqlStore::open_default(&config.data_dir).await?;
+    let server = camus_signaling::CamusServer::bind(config, std::sync::Arc::new(store)).await?;
+    let addr = server.local_addr()?;
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = shutdown.changed().await;
+        };
+        if let Err(error) = server.run(axum::Router::new(), stopped).await {
+            tracing::error!(%error, "Camus failed");
+        }
+    });
+    Ok(addr)
 }
