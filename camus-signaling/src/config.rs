@@ -36,8 +36,14 @@ pub struct CamusConfig {
     pub room_idle_timeout: Duration,
     /// STUN and TURN servers offered to clients.
     pub ice: IceConfig,
-    /// With a Redis URL, rooms span every server sharing that Redis. Default none.
+    /// With a Redis URL, rooms span every server sharing that Redis (and the store, and the
+    /// cookie secret). Default none.
     pub redis_url: Option<String>,
+    /// What the cluster's Redis channel starts with. Default `camus:`.
+    pub redis_prefix: String,
+    /// A server of the cluster silent this long is taken as gone: its clients leave their
+    /// rooms on the others. Default 15 s.
+    pub server_timeout: Duration,
     /// The secret room cookies are signed with (at least 32 characters). Default none: one is
     /// made on first start and kept in `<data_dir>/cookie-secret`, so cookies survive restarts
     /// (the original made a new one per process). Servers sharing rooms must share it.
@@ -68,6 +74,8 @@ impl fmt::Debug for CamusConfig {
             .field("room_idle_timeout", &self.room_idle_timeout)
             .field("ice", &self.ice)
             .field("redis_url", &self.redis_url)
+            .field("redis_prefix", &self.redis_prefix)
+            .field("server_timeout", &self.server_timeout)
             .field(
                 "cookie_secret",
                 &self.cookie_secret.as_ref().map(|_| "[redacted]"),
@@ -96,6 +104,8 @@ impl Default for CamusConfig {
             room_idle_timeout: Duration::from_secs(300),
             ice: IceConfig::default(),
             redis_url: None,
+            redis_prefix: "camus:".into(),
+            server_timeout: Duration::from_secs(15),
             cookie_secret: None,
             secure_cookies: false,
             client_queue: 1024,
@@ -276,6 +286,12 @@ impl CamusConfig {
             "room_idle_timeout",
             "more than 0",
             self.room_idle_timeout,
+        )?;
+        ensure(
+            self.server_timeout >= Duration::from_millis(400),
+            "server_timeout",
+            "at least 400 ms",
+            self.server_timeout,
         )?;
         ensure(
             (16..=1 << 20).contains(&self.client_queue),

@@ -31,6 +31,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// Redis (for a cluster) could not be reached.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),

@@ -10,9 +10,10 @@
 //! synchronous state machine tested on simulated time), the [`store`] that keeps rooms across
 //! restarts (memory, SQLite, PostgreSQL), the signaling [`message`] types and the [`ice`]
 //! servers with coturn REST credentials, and a plain-JavaScript browser client (a mesh video
-//! call with perfect negotiation) served at `/static/camus.js`. Not built yet: the Redis
-//! scale-out, the browser call tested in Chromium, the `webrtc`-crate peers test, the load
-//! generator.
+//! call with perfect negotiation, tested in headless Chromium) served at
+//! `/static/camus.js`, and the scale-out: with a Redis URL, servers sharing the store and the
+//! cookie secret are one room space (announced presence, relayed messages, silent servers'
+//! clients taken out). Not built yet: the `webrtc`-crate peers test and the load generator.
 //!
 //! # Parts
 //!
@@ -33,7 +34,8 @@
 //!          └── each client's queue of frames (a client too far behind is disconnected)
 //!  store: rooms, kept across restarts (memory, SQLite, PostgreSQL); clients live in the
 //!         registry only
-//!  scale-out [not yet]: rooms spanning nodes over Redis pub/sub
+//!  scale-out: rooms spanning servers over one Redis pub/sub channel (presence announced,
+//!             messages for other servers' clients forwarded, `alive` heartbeats)
 //! ```
 //!
 //! # Configuration

@@ -98,6 +98,7 @@
 mod error;
 mod id;
 mod relay;
+mod remote;
 mod rooms;
 mod slug;
 mod timers;
@@ -143,6 +144,28 @@ pub enum Outgoing {
         /// Why.
         reason: CloseReason,
     },
+    /// In a cluster ([`enable_cluster`](RoomRegistry::enable_cluster)): carry the envelope to
+    /// the other servers, for their clients of `room` (`to`, or all of them when `None`);
+    /// each hands it to [`remote_deliver`](RoomRegistry::remote_deliver).
+    Forward {
+        /// The room.
+        room: Arc<str>,
+        /// The one client it is for, or the whole room.
+        to: Option<ClientId>,
+        /// The message, its sender set.
+        envelope: Arc<Envelope>,
+    },
+    /// In a cluster: tell the other servers that a client of this one joined `room` or
+    /// changed its name (`username`), or left it (`None`); each hands it to
+    /// [`remote_join`](RoomRegistry::remote_join) or [`remote_leave`](RoomRegistry::remote_leave).
+    Announce {
+        /// The room.
+        room: Arc<str>,
+        /// The client.
+        client: ClientId,
+        /// Its name while present; `None` once gone.
+        username: Option<String>,
+    },
 }
 
 /// Why a socket is to be closed.
@@ -170,6 +193,8 @@ pub struct Stats {
     pub dropped: usize,
     /// Clients admitted by HTTP that have not opened their socket yet.
     pub admitted: usize,
+    /// Clients of other servers of the cluster, in rooms of this one.
+    pub remote: usize,
 }
 
 /// The settings the registry works with, copied from [`CamusConfig`].
@@ -199,6 +224,8 @@ pub struct RoomRegistry {
     next_connection: u64,
     /// Rooms deleted by `tick`, until [`take_deleted_rooms`](Self::take_deleted_rooms).
     deleted_rooms: Vec<String>,
+    /// Whether outputs for other servers are made (`Forward`, `Announce`).
+    cluster: bool,
     /// Fills a buffer with random bytes; a CSPRNG outside tests.
     random: fn(&mut [u8]),
 }
@@ -241,11 +268,18 @@ enum Presence {
     Admitted,
     Connected(ConnectionId),
     Dropped,
+    /// Connected to another server of the cluster (the number names it).
+    Remote(u64),
 }
 
 impl Presence {
     fn is_seated(self) -> bool {
         !matches!(self, Self::Admitted)
+    }
+
+    /// Connected or dropped here, not elsewhere.
+    fn is_local_seat(self) -> bool {
+        matches!(self, Self::Connected(_) | Self::Dropped)
     }
 }
 
@@ -292,6 +326,7 @@ impl RoomRegistry {
             next_seq: 0,
             next_connection: 0,
             deleted_rooms: Vec::new(),
+            cluster: false,
             random,
         }
     }
@@ -391,11 +426,13 @@ impl RoomRegistry {
         client.last_seen = now;
         client.pinged_at = None;
         let room_key = Arc::clone(&client.room);
+        let username = client.username.clone();
         let mut outgoing = vec![send(
             *id,
             Envelope::from_server(id.as_str(), "greeting", Value::from(GREETING)),
         )];
         self.room_info_to_all(&room_key, &mut outgoing);
+        self.announce(&room_key, *id, Some(username), &mut outgoing);
         Ok(Connected {
             connection,
             outgoing,
@@ -432,6 +469,7 @@ impl RoomRegistry {
                 Presence::Admitted => stats.admitted += 1,
                 Presence::Connected(_) => stats.connected += 1,
                 Presence::Dropped => stats.dropped += 1,
+                Presence::Remote(_) => stats.remote += 1,
             }
         }
         stats

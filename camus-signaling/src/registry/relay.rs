@@ -156,13 +156,22 @@ impl RoomRegistry {
             Target::Room => {
                 let room = self.room_of(&id);
                 let envelope = Arc::new(envelope);
-                self.connected_members(&room)
+                let mut out: Vec<Outgoing> = self
+                    .connected_members(&room)
                     .into_iter()
                     .map(|to| Outgoing::Send {
                         to,
                         envelope: Arc::clone(&envelope),
                     })
-                    .collect()
+                    .collect();
+                if self.cluster {
+                    out.push(Outgoing::Forward {
+                        room,
+                        to: None,
+                        envelope,
+                    });
+                }
+                out
             }
             Target::Client(to) => {
                 let room = self.room_of(&id);
@@ -171,9 +180,19 @@ impl RoomRegistry {
                         *peer.room == *room && matches!(peer.presence, Presence::Connected(_))
                     })
                 });
-                match reachable {
-                    Some(to) => vec![send(to, envelope)],
-                    None => {
+                let remote = to.filter(|to| {
+                    self.clients.get(to).is_some_and(|peer| {
+                        *peer.room == *room && matches!(peer.presence, Presence::Remote(_))
+                    })
+                });
+                match (reachable, remote) {
+                    (Some(to), _) => vec![send(to, envelope)],
+                    (None, Some(to)) => vec![Outgoing::Forward {
+                        room,
+                        to: Some(to),
+                        envelope: Arc::new(envelope),
+                    }],
+                    (None, None) => {
                         let text =
                             format!("No connected client {} in this room", envelope.receiver);
                         vec![error(id, &text)]
@@ -211,7 +230,10 @@ impl RoomRegistry {
                     client.username = name.chars().take(MAX_USERNAME_CHARS).collect();
                 }
                 let mut out = Vec::new();
-                self.room_info_to_all(&self.room_of(&id), &mut out);
+                let room = self.room_of(&id);
+                self.room_info_to_all(&room, &mut out);
+                let username = self.clients.get(&id).map(|c| c.username.clone());
+                self.announce(&room, id, username, &mut out);
                 out
             }
             Some(Kind::GetRoomInfo) => reply("room-info", self.room_info(&self.room_of(&id))),
@@ -249,6 +271,7 @@ impl RoomRegistry {
             ));
         }
         self.room_info_to_all(&removed.room, &mut out);
+        self.announce(&removed.room, id, None, &mut out);
         out.push(Outgoing::Close {
             to: id,
             reason: CloseReason::Bye,

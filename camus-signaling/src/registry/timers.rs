@@ -30,6 +30,7 @@ impl RoomRegistry {
         let mut silent: Vec<(Arc<str>, u64, ClientId)> = self
             .clients
             .iter()
+            .filter(|(_, c)| !matches!(c.presence, Presence::Remote(_)))
             .filter(|(_, c)| now.saturating_duration_since(c.last_seen) >= limit)
             .map(|(id, c)| (Arc::clone(&c.room), c.seq, *id))
             .collect();
@@ -49,7 +50,7 @@ impl RoomRegistry {
                         gone.push(*id);
                     }
                     Some(Presence::Dropped) => gone.push(*id),
-                    Some(Presence::Admitted) | None => {}
+                    Some(Presence::Admitted | Presence::Remote(_)) | None => {}
                 }
             }
             if gone.is_empty() {
@@ -69,6 +70,9 @@ impl RoomRegistry {
                 }
             }
             self.room_info_to_all(slug, out);
+            for id in gone {
+                self.announce(slug, id, None, out);
+            }
         }
     }
 

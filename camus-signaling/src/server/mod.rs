@@ -8,6 +8,7 @@
 //! [`client_queue`](crate::CamusConfig::client_queue) frames; a client further behind is
 //! disconnected (close code 1008), and nobody else loses anything.
 
+mod cluster;
 mod cookie;
 mod pages;
 mod socket;
@@ -41,6 +42,7 @@ pub(crate) enum Frame {
 pub struct CamusServer {
     listener: TcpListener,
     app: Arc<App>,
+    cluster: Option<cluster::Parts>,
 }
 
 pub(crate) struct App {
@@ -48,11 +50,16 @@ pub(crate) struct App {
     cookies: CookieKey,
     store: Arc<dyn Store>,
     state: Mutex<State>,
+    /// With Redis: this server's place among the others.
+    cluster: Option<Arc<cluster::Link>>,
 }
 
 struct State {
     registry: RoomRegistry,
     sockets: HashMap<ClientId, Socket>,
+    cluster: Option<Arc<cluster::Link>>,
+    /// When each other server of the cluster was last heard.
+    servers: cluster::Heard,
 }
 
 struct Socket {
@@ -80,6 +87,15 @@ impl CamusServer {
         if restored > 0 {
             tracing::info!(restored, "rooms restored from the store");
         }
+        let (link, parts) = match &config.redis_url {
+            Some(url) => {
+                let (link, parts) = cluster::connect(url, &config.redis_prefix).await?;
+                registry.enable_cluster();
+                tracing::info!(server = link.server, "joined the Camus cluster");
+                (Some(Arc::new(link)), Some(parts))
+            }
+            None => (None, None),
+        };
         let listener = TcpListener::bind(config.listen).await?;
         let app = Arc::new(App {
             cookies: CookieKey::new(&secret),
@@ -87,10 +103,17 @@ impl CamusServer {
             state: Mutex::new(State {
                 registry,
                 sockets: HashMap::new(),
+                cluster: link.clone(),
+                servers: cluster::Heard::new(),
             }),
+            cluster: link,
             config,
         });
-        Ok(Self { listener, app })
+        Ok(Self {
+            listener,
+            app,
+            cluster: parts,
+        })
     }
 
     /// The bound address.
@@ -105,6 +128,9 @@ impl CamusServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         tokio::spawn(tick(Arc::downgrade(&self.app)));
+        if let Some(parts) = self.cluster {
+            cluster::run(&self.app, parts);
+        }
         let router = pages::routes(self.app.clone()).merge(extra);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
@@ -138,6 +164,7 @@ async fn tick(app: std::sync::Weak<App>) {
         metrics::gauge!("camus_clients", "state" => "connected").set(stats.connected as f64);
         metrics::gauge!("camus_clients", "state" => "dropped").set(stats.dropped as f64);
         metrics::gauge!("camus_clients", "state" => "admitted").set(stats.admitted as f64);
+        metrics::gauge!("camus_clients", "state" => "remote").set(stats.remote as f64);
     }
 }
 
@@ -194,6 +221,11 @@ impl State {
                         deliveries.push((socket.frames, Delivery::Close(code, text)));
                     }
                 }
+                cluster @ (Outgoing::Forward { .. } | Outgoing::Announce { .. }) => {
+                    if let Some(link) = &self.cluster {
+                        link.queue(cluster);
+                    }
+                }
             }
         }
         deliveries
@@ -235,8 +267,26 @@ impl App {
         f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn room_exists(&self, slug: &str) -> bool {
-        self.locked(|state| state.registry.room(slug).is_some())
+    /// Whether room `slug` exists, loading it from the store when this server does not
+    /// hold it (created by another server of the cluster, or before a restart and not yet
+    /// idle).
+    async fn load_room(&self, slug: &str) -> bool {
+        if self.locked(|state| state.registry.room(slug).is_some()) {
+            return true;
+        }
+        match self.store.room(slug).await {
+            Ok(Some(room)) => self.locked(|state| {
+                state
+                    .registry
+                    .restore_room(slug, pages::spec_of(&room), Instant::now());
+                state.registry.room(slug).is_some()
+            }),
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(%error, slug, "room not read from the store");
+                false
+            }
+        }
     }
 
     /// The client's socket opened: seats it and keeps its queue (closing an older socket of

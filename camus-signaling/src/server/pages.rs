@@ -237,6 +237,7 @@ async fn enter(
     request: Request,
 ) -> Response {
     let headers: HeaderMap = request.headers().clone();
+    app.load_room(&slug).await;
     let Some(room) = app.locked(|state| state.registry.room(&slug)) else {
         return not_found();
     };

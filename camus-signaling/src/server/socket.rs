@@ -37,7 +37,7 @@ pub(crate) async fn upgrade(
     mut request: Request,
 ) -> Response {
     let refuse = |status: StatusCode, text: &str| (status, format!("{text}\n")).into_response();
-    if !app.room_exists(&slug) {
+    if !app.load_room(&slug).await {
         return refuse(StatusCode::NOT_FOUND, "No such room");
     }
     let Some(id) = app.cookies.client_in(&slug, request.headers()) else {

@@ -5,6 +5,8 @@
 //! cargo run --release --bin camus                                     # http://127.0.0.1:5000
 //! TURN_HOST=turn.example.com TURN_STATIC_AUTH_SECRET=north cargo run --release --bin camus
 //! cargo run --release --bin camus -- --database-url postgres://camus@db/camus --secure-cookies
+//! # a cluster: on each server, the same database, Redis and secret
+//! … --database-url postgres://camus@db/camus --redis-url redis://10.0.0.5:6379 --secret-key …
 //! ```
 
 use camus_signaling::{CamusConfig, CamusServer, IceConfig, SqlStore, TurnConfig};
@@ -64,6 +66,17 @@ struct Args {
     /// How long TURN credentials stay valid, in seconds.
     #[arg(long, env = "CAMUS_TURN_TTL_SECONDS", default_value_t = 6 * 3600)]
     turn_ttl_seconds: u64,
+    /// Redis shared by the servers of a cluster: clients of one room on different servers
+    /// signal each other. The servers must share the database and `--secret-key` too.
+    #[arg(long, env = "CAMUS_REDIS_URL")]
+    redis_url: Option<String>,
+    /// What the cluster's Redis channel starts with.
+    #[arg(long, env = "CAMUS_REDIS_PREFIX", default_value = "camus:")]
+    redis_prefix: String,
+    /// A cluster server silent this long (milliseconds) is taken as gone: its clients leave
+    /// their rooms.
+    #[arg(long, env = "CAMUS_SERVER_TIMEOUT_MS", default_value_t = 15_000)]
+    server_timeout_ms: u64,
     /// Log format on stderr; filter with RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t)]
     log_format: ops::LogFormat,
@@ -111,6 +124,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     config.messages_per_second = args.messages_per_second;
     config.message_burst = args.message_burst;
     config.ice = ice(&args)?;
+    config.redis_url = args.redis_url.clone();
+    config.redis_prefix = args.redis_prefix.clone();
+    config.server_timeout = Duration::from_millis(args.server_timeout_ms);
     config.validate()?;
     let store = match &args.database_url {
         Some(url) => SqlStore::open(url)

@@ -13,21 +13,27 @@ pub(crate) const SECRET: &str = "a cookie secret of at least 32 characters";
 pub(crate) struct Camus {
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
-    _data: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _data: Option<tempfile::TempDir>,
+    _stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// A server on a free port, with `edit` applied to its settings.
 pub(crate) async fn camus(edit: impl FnOnce(&mut CamusConfig)) -> Camus {
+    camus_on(Arc::new(MemoryStore::new()), edit).await
+}
+
+/// A server keeping its rooms in `store`.
+pub(crate) async fn camus_on(
+    store: Arc<dyn camus_signaling::Store>,
+    edit: impl FnOnce(&mut CamusConfig),
+) -> Camus {
     let data = tempfile::tempdir().expect("temp dir");
     let mut config = CamusConfig::default();
     config.listen = "127.0.0.1:0".parse().expect("address");
     config.data_dir = data.path().to_owned();
     config.cookie_secret = Some(SECRET.to_owned());
     edit(&mut config);
-    let server = CamusServer::bind(config, Arc::new(MemoryStore::new()))
-        .await
-        .expect("bound");
+    let server = CamusServer::bind(config, store).await.expect("bound");
     let base = format!("http://{}", server.local_addr().expect("address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(axum::Router::new(), async move {
@@ -36,8 +42,27 @@ pub(crate) async fn camus(edit: impl FnOnce(&mut CamusConfig)) -> Camus {
     Camus {
         base,
         http: client(),
-        _data: data,
-        _stop: stop,
+        _data: Some(data),
+        _stop: Some(stop),
+    }
+}
+
+impl Camus {
+    /// A server running elsewhere (another process), at `base`.
+    pub(crate) fn at(base: String) -> Self {
+        Self {
+            base,
+            http: client(),
+            _data: None,
+            _stop: None,
+        }
+    }
+
+    /// Stops the server (gracefully): it leaves the cluster, if in one.
+    pub(crate) fn stop(&mut self) {
+        if let Some(stop) = self._stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod relay;
+mod remote;
 mod rooms;
 mod timers;
 

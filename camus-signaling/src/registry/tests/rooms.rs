@@ -120,7 +120,8 @@ fn views_list_public_rooms_with_their_live_guests() {
             rooms: 3,
             connected: 1,
             dropped: 1,
-            admitted: 1
+            admitted: 1,
+            remote: 0
         }
     );
 }

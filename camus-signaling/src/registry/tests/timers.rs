@@ -68,7 +68,8 @@ fn clients_silent_90_s_are_reaped_and_the_room_is_told() {
             rooms: 1,
             connected: 1,
             dropped: 0,
-            admitted: 0
+            admitted: 0,
+            remote: 0
         }
     );
     for gone in [bill, rufus] {
