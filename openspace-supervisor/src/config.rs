@@ -20,6 +20,9 @@ pub struct SupervisorConfig {
     pub stop_grace: Duration,
     /// When set, every command must carry this secret or is refused (`"unauthorized"`).
     pub shared_secret: Option<String>,
+    /// The signaling server instances register with (`{signaling_url}` in the instance
+    /// command). Default `ws://127.0.0.1:8443`.
+    pub signaling_url: String,
 }
 
 impl fmt::Debug for SupervisorConfig {
@@ -35,6 +38,7 @@ impl fmt::Debug for SupervisorConfig {
                 "shared_secret",
                 &self.shared_secret.as_ref().map(|_| "[redacted]"),
             )
+            .field("signaling_url", &self.signaling_url)
             .finish()
     }
 }
@@ -49,6 +53,7 @@ impl Default for SupervisorConfig {
             init_timeout: Duration::from_secs(120),
             stop_grace: Duration::from_secs(10),
             shared_secret: None,
+            signaling_url: "ws://127.0.0.1:8443".into(),
         }
     }
 }

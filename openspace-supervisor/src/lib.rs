@@ -4,10 +4,13 @@
 //!
 //! # Status
 //!
-//! **Not built yet.** This release holds the crate's configuration ([`SupervisorConfig`],
-//! [`SignalingConfig`], [`BackendConfig`]) and error types ([`Error`], [`ConfigError`]). The
-//! supervisor, the `InstanceLauncher` trait, the signaling server, the backend and the frontend
-//! shown below are the next step and do not exist in this version.
+//! **Partly built.** Built and tested: the [`Supervisor`] (the command API over WebSocket,
+//! one command per connection or many; an optional shared secret; `STATUS` that can wait for
+//! a state), its [`slots`] (a sans-IO state machine, time passed in) and the
+//! [`InstanceLauncher`] trait with the [`ProcessLauncher`] (a command template, readiness by
+//! the API port) and the [`TestLauncher`]. Not built yet: the backend, the frontend and the
+//! WebRTC test renderer's stream (the `openspace-test-renderer` binary answers on its API port
+//! only).
 //!
 //! # Parts
 //!
@@ -41,6 +44,15 @@
 
 mod config;
 mod error;
+pub mod launcher;
+pub mod protocol;
+pub mod slots;
+mod supervisor;
 
 pub use config::{BackendConfig, SignalingConfig, SupervisorConfig};
 pub use error::{ConfigError, Error};
+pub use launcher::{InstanceLauncher, ProcessLauncher, TestLauncher};
+pub use supervisor::{MAX_COMMAND_BYTES, MAX_STATUS_WAIT, Supervisor, TokenIssuer};
+pub mod signaling;
+pub mod token;
+pub use signaling::SignalingServer;
