@@ -179,17 +179,86 @@ impl SignalingConfig {
 }
 
 /// The session backend's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackendConfig {
-    /// Where the backend's HTTP API listens. Default `0.0.0.0:5000` (the original's).
+    /// Where the backend's HTTP API (and the frontend's pages) listen. Default `0.0.0.0:5000`
+    /// (the original's).
     pub listen: SocketAddr,
-    /// How often a starting instance's STATUS is polled. Default 5 s (the original's).
+    /// How often a starting instance's STATUS is polled (with our supervisor, how long one
+    /// STATUS waits for RUNNING), and the rendering servers' health checked. Default 5 s (the
+    /// original's).
     pub poll_interval: Duration,
     /// A session with no activity for this long is stopped. Default 30 min.
     pub idle_session_timeout: Duration,
     /// Consecutive unanswered polls after which a rendering server is marked down. Default 3.
     pub down_after_failures: u32,
+    /// The rendering servers sessions are placed on.
+    pub servers: Vec<RenderingServer>,
+    /// Signs the browsers' session tokens (at least 32 characters). Default none: one is made
+    /// per process, so tokens die with it.
+    pub session_secret: Option<String>,
+    /// How long a session token stays valid. Default 12 h.
+    pub session_token_ttl: Duration,
+}
+
+/// A rendering server the backend may place sessions on.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RenderingServer {
+    /// Its name, in logs and `GET /servers`.
+    pub name: String,
+    /// Its supervisor's command API (`ws://host:4699`).
+    pub command_url: String,
+    /// Its shared secret, when its supervisor wants one.
+    pub secret: Option<String>,
+    /// Where browsers load its Web GUI (`http://host:4690/frontend/`); the session URL is this
+    /// with `#/streaming?id=<slot>` appended.
+    pub gui_url: String,
+}
+
+impl RenderingServer {
+    /// A server named `name` whose supervisor is at `command_url` and Web GUI at `gui_url`.
+    pub fn new(
+        name: impl Into<String>,
+        command_url: impl Into<String>,
+        gui_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            command_url: command_url.into(),
+            secret: None,
+            gui_url: gui_url.into(),
+        }
+    }
+}
+
+impl fmt::Debug for RenderingServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderingServer")
+            .field("name", &self.name)
+            .field("command_url", &self.command_url)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("gui_url", &self.gui_url)
+            .finish()
+    }
+}
+
+impl fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("listen", &self.listen)
+            .field("poll_interval", &self.poll_interval)
+            .field("idle_session_timeout", &self.idle_session_timeout)
+            .field("down_after_failures", &self.down_after_failures)
+            .field("servers", &self.servers)
+            .field(
+                "session_secret",
+                &self.session_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("session_token_ttl", &self.session_token_ttl)
+            .finish()
+    }
 }
 
 impl Default for BackendConfig {
@@ -199,6 +268,9 @@ impl Default for BackendConfig {
             poll_interval: Duration::from_secs(5),
             idle_session_timeout: Duration::from_secs(30 * 60),
             down_after_failures: 3,
+            servers: Vec::new(),
+            session_secret: None,
+            session_token_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -223,6 +295,20 @@ impl BackendConfig {
             "down_after_failures",
             "at least 1",
             self.down_after_failures,
+        )?;
+        if let Some(secret) = &self.session_secret {
+            ensure(
+                secret.len() >= 32,
+                "session_secret",
+                "at least 32 characters when set",
+                "[redacted]",
+            )?;
+        }
+        ensure(
+            !self.session_token_ttl.is_zero(),
+            "session_token_ttl",
+            "more than 0",
+            self.session_token_ttl,
         )
     }
 }

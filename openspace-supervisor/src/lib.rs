@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod backend;
 mod config;
 mod error;
 pub mod launcher;
@@ -49,10 +50,8 @@ pub mod protocol;
 pub mod slots;
 mod supervisor;
 
-pub use config::{BackendConfig, SignalingConfig, SupervisorConfig};
+pub use backend::Backend;
+pub use config::{BackendConfig, RenderingServer, SignalingConfig, SupervisorConfig};
 pub use error::{ConfigError, Error};
 pub use launcher::{InstanceLauncher, ProcessLauncher, TestLauncher};
 pub use supervisor::{MAX_COMMAND_BYTES, MAX_STATUS_WAIT, Supervisor, TokenIssuer};
-pub mod signaling;
-pub mod token;
-pub use signaling::SignalingServer;
