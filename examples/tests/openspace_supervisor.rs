@@ -197,9 +197,22 @@ async fn real_instances_start_run_crash_time_out_and_stop_with_the_supervisor() 
             "5",
         ])
         .env("RUST_LOG", "info");
-    let supervisor = ServerProcess::spawn(command_line, &["commands", "ops"])
+    let gui = tempfile::tempdir().expect("temp dir");
+    std::fs::write(gui.path().join("index.html"), "<h1>Web GUI</h1>").expect("written");
+    command_line
+        .arg("--gui-dir")
+        .arg(gui.path())
+        .args(["--gui-listen", "127.0.0.1:0"]);
+    let supervisor = ServerProcess::spawn(command_line, &["commands", "ops", "gui"])
         .await
         .expect("supervisor started");
+    let page = harness::http::get_text(&format!(
+        "http://{}/index.html",
+        supervisor.addr("gui").expect("announced")
+    ))
+    .await
+    .expect("the Web GUI");
+    assert_eq!(page, "<h1>Web GUI</h1>");
     let url = format!("ws://{}", supervisor.addr("commands").expect("announced"));
     let mut ws = connected(&node, &url).await;
     let until =

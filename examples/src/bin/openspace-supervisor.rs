@@ -61,6 +61,12 @@ struct Args {
     /// When set, every command must carry it as `"secret"`.
     #[arg(long, env = "OPENSPACE_SUPERVISOR_SECRET", hide_env_values = true)]
     shared_secret: Option<String>,
+    /// A directory of the Web GUI to serve to browsers (the original's node.js server on 4690).
+    #[arg(long, env = "OPENSPACE_GUI_DIR")]
+    gui_dir: Option<std::path::PathBuf>,
+    /// Where the Web GUI is served, with `--gui-dir`.
+    #[arg(long, env = "OPENSPACE_GUI_LISTEN", default_value = "0.0.0.0:4690")]
+    gui_listen: SocketAddr,
     /// Log format on stderr; filter with RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t)]
     log_format: ops::LogFormat,
@@ -92,10 +98,41 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let supervisor = Supervisor::bind(config, Arc::new(launcher), tokens).await?;
     ops::announce("commands", supervisor.local_addr()?);
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let gui = match &args.gui_dir {
+        Some(dir) => Some(serve_gui(dir, args.gui_listen, stopping.clone()).await?),
+        None => None,
+    };
     let ops_server =
         ops::spawn_ops_server(args.ops_listen, ops::ops_routes(metrics), stopping).await?;
     supervisor.run(ops::shutdown_signal()).await?;
     let _ = stop.send(true);
     let _ = ops_server.await;
+    if let Some(gui) = gui {
+        let _ = gui.await;
+    }
     Ok(())
+}
+
+/// Serves the Web GUI's files from `dir` on `listen` until `stopping` turns true.
+async fn serve_gui(
+    dir: &std::path::Path,
+    listen: SocketAddr,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error>> {
+    if !dir.is_dir() {
+        return Err(format!("--gui-dir {} is not a directory", dir.display()).into());
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    ops::announce("gui", listener.local_addr()?);
+    let files = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+    Ok(tokio::spawn(async move {
+        let served = axum::serve(listener, files)
+            .with_graceful_shutdown(async move {
+                let _ = stopping.changed().await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the Web GUI server failed");
+        }
+    }))
 }
