@@ -55,3 +55,6 @@ pub use config::{BackendConfig, RenderingServer, SignalingConfig, SupervisorConf
 pub use error::{ConfigError, Error};
 pub use launcher::{InstanceLauncher, ProcessLauncher, TestLauncher};
 pub use supervisor::{MAX_COMMAND_BYTES, MAX_STATUS_WAIT, Supervisor, TokenIssuer};
+pub mod signaling;
+pub mod token;
+pub use signaling::SignalingServer;
