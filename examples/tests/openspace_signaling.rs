@@ -199,10 +199,13 @@ async fn bad_json_is_answered_and_the_connection_keeps_working() {
         .await
         .expect("sent");
     assert_eq!(client.expect_text().await.expect("answer"), "REGISTER");
-    // Far beyond the limit, the frame itself is refused and the connection closed.
+    // Far beyond the limit, the frame itself is refused and the connection closed: with
+    // 1009, or, when the server's close crosses the rest of the frame still on its way and
+    // the kernel resets the connection, abnormally (1006).
     let huge = json!({ "type": "SDP", "content": "a".repeat(1_200_000) }).to_string();
     client.send_text(&huge).await.expect("sent");
-    assert_eq!(client.expect_close().await.expect("closed").0, 1009);
+    let code = client.expect_close().await.expect("closed").0;
+    assert!(code == 1009 || code == 1006, "closed with {code}");
 }
 
 #[tokio::test]
