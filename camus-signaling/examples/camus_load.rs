@@ -157,6 +157,23 @@ impl Server {
         })
     }
 
+    /// The sum of the counter's series on the server's `/metrics` (0 when absent).
+    async fn counter(&self, name: &str) -> Result<u64, Failure> {
+        let url = format!("http://{}/metrics", self.addr);
+        let text = self.http.get(url).send().await?.text().await?;
+        let mut sum = 0.0;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            if rest.starts_with([' ', '{']) {
+                let value = rest.rsplit(' ').next().ok_or("a sample without value")?;
+                sum += value.parse::<f64>()?;
+            }
+        }
+        Ok(sum as u64)
+    }
+
     fn usage(&self) -> Result<harness::ProcessUsage, Failure> {
         if self.process.pid().is_none() {
             return Err(format!("the server exited:\n{}", self.process.output()).into());
@@ -280,6 +297,7 @@ async fn idle(clients: usize, rooms: usize) -> Result<(), Failure> {
     let started = server.usage()?.resident_bytes;
     let slugs = server.create_rooms("idle", rooms).await?;
     let with_rooms = server.usage()?.resident_bytes;
+    let own_before = harness::usage(std::process::id())?.resident_bytes;
     let full = Arc::new(Countdown::default());
     let began = Instant::now();
     let holders: Vec<JoinHandle<()>> = stream::iter(0..clients)
@@ -299,14 +317,17 @@ async fn idle(clients: usize, rooms: usize) -> Result<(), Failure> {
         .await
         .map_err(|_| "the rooms' room-info never listed every client")?;
     let after = server.usage()?.resident_bytes;
+    let own_after = harness::usage(std::process::id())?.resident_bytes;
     let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
     println!(
-        "camus_load: {clients} idle clients in {rooms} rooms: server resident {:.1} MiB (started) → {:.1} MiB ({rooms} rooms) → {:.1} MiB, {:.1} KiB per client; joined in {joined:.1} s ({:.0}/s)",
+        "camus_load: {clients} idle clients in {rooms} rooms: server resident {:.1} MiB (started) → {:.1} MiB ({rooms} rooms) → {:.1} MiB, {:.1} KiB per client; joined in {joined:.1} s ({:.0}/s); this generator {:.1} KiB per client ({} KiB read buffers)",
         mib(started),
         mib(with_rooms),
         mib(after),
         after.saturating_sub(with_rooms) as f64 / 1024.0 / clients as f64,
         clients as f64 / joined,
+        own_after.saturating_sub(own_before) as f64 / 1024.0 / clients as f64,
+        CLIENT_READ_BUFFER >> 10,
     );
     for holder in holders {
         holder.abort();
@@ -537,6 +558,7 @@ async fn active(pairs: usize, seconds: Duration, rate: usize) -> Result<(), Fail
         .into_iter()
         .map(|(sink, lane)| tokio::spawn(flood(sink, lane, stopping.clone())))
         .collect();
+    // The measurement window: a length of time, not an event to wait for.
     tokio::time::sleep(seconds).await;
     let (relayed, elapsed) = (received(), began.elapsed().as_secs_f64());
     let cpu = server.usage()?.cpu_seconds - cpu;
@@ -546,8 +568,11 @@ async fn active(pairs: usize, seconds: Duration, rate: usize) -> Result<(), Fail
     for flood in floods {
         senders.push(flood.await??);
     }
+    // The server's own count, after the last messages arrived: a check on ours.
+    let counted = server.counter("camus_messages_total").await?;
+    let dropped = server.counter("camus_frames_dropped_total").await?;
     println!(
-        "camus_load: {clients} clients in {pairs} pairs, each sending to its peer ({WINDOW} on their way at most) for {elapsed:.1} s: {relayed} relayed = {:.0}/s; server {:.0} % of one core, this generator {:.0} %; errors {}",
+        "camus_load: {clients} clients in {pairs} pairs, each sending to its peer ({WINDOW} on their way at most) for {elapsed:.1} s: {relayed} relayed = {:.0}/s; server {:.0} % of one core, this generator {:.0} %; errors {}; the server counted {counted} messages in all and dropped {dropped} frames",
         relayed as f64 / elapsed,
         cpu / elapsed * 100.0,
         own / elapsed * 100.0,

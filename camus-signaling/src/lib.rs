@@ -13,7 +13,8 @@
 //! call with perfect negotiation, tested in headless Chromium) served at
 //! `/static/camus.js`, and the scale-out: with a Redis URL, servers sharing the store and the
 //! cookie secret are one room space (announced presence, relayed messages, silent servers'
-//! clients taken out). Not built yet: the `webrtc`-crate peers test and the load generator.
+//! clients taken out). Tested with reqwest, the `ws` package, headless Chromium and
+//! `webrtc`-crate peers; measured by `examples/camus_load.rs` (see the README).
 //!
 //! # Parts
 //!

@@ -425,3 +425,54 @@ async fn the_camus_binary_serves_pages_health_and_metrics_and_stops_on_sigterm()
     assert!(index.contains("/room/kept\">Kept</a>"), "{index}");
     drop(camus);
 }
+
+#[tokio::test]
+async fn rooms_per_server_and_clients_per_room_are_limited() {
+    let camus = camus(|config| {
+        config.max_rooms = 1;
+        config.max_clients_per_room = 2;
+        config.default_guest_limit = 0;
+    })
+    .await;
+    let room = camus.create(&[("room_name", "Only")]).await;
+    let refused = camus
+        .http
+        .post(format!("{}/", camus.base))
+        .form(&[("room_name", "One too many")])
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(refused.status(), 503);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("a page")
+            .contains("holds 1 rooms already"),
+        "the limit is said"
+    );
+    // No guest limit, yet the server's cap of 2 clients per room holds: at the door, and at
+    // the socket for a visitor who entered while a seat was free.
+    let Some(node) = peer(Node::locate()) else {
+        return;
+    };
+    let first = camus.cookie(&room).await;
+    let second = camus.cookie(&room).await;
+    let mut open = Vec::new();
+    let mut ws = camus.socket(&node, &room, Some(&first));
+    ws.opened().await.expect("ran").expect("opened");
+    open.push(ws);
+    let third = camus.cookie(&room).await;
+    let mut ws = camus.socket(&node, &room, Some(&second));
+    ws.opened().await.expect("ran").expect("opened");
+    open.push(ws);
+    assert_eq!(camus.enter(&room, None, None).await.status, 418);
+    let mut late = camus.socket(&node, &room, Some(&third));
+    assert_eq!(
+        late.opened().await.expect("ran"),
+        Err(WsRefusal::Http {
+            status: 418,
+            body: "Guest limit already reached\n".into()
+        })
+    );
+}

@@ -8,9 +8,10 @@
 //! one command per connection or many; an optional shared secret; `STATUS` that can wait for
 //! a state), its [`slots`] (a sans-IO state machine, time passed in) and the
 //! [`InstanceLauncher`] trait with the [`ProcessLauncher`] (a command template, readiness by
-//! the API port) and the [`TestLauncher`]. Not built yet: the backend, the frontend and the
-//! WebRTC test renderer's stream (the `openspace-test-renderer` binary answers on its API port
-//! only).
+//! the API port) and the [`TestLauncher`]; the [`SignalingServer`] with its peer [`token`]s;
+//! the [`Backend`] with its frontend pages. Not built yet: the WebRTC stream of the
+//! `openspace-test-renderer` binary (it answers on its API port only) and the browser flow
+//! end to end.
 //!
 //! # Parts
 //!

@@ -132,7 +132,16 @@ impl CamusServer {
             cluster::run(&self.app, parts);
         }
         let router = pages::routes(self.app.clone()).merge(extra);
-        axum::serve(self.listener, router)
+        // Signaling messages are small and wait for each other: no Nagle delay.
+        let listener = {
+            use axum::serve::ListenerExt as _;
+            self.listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            })
+        };
+        axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())

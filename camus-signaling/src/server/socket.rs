@@ -26,6 +26,9 @@ use tokio_tungstenite::{
     },
 };
 
+/// What a socket reads at a time (see `upgrade`).
+const READ_BUFFER: usize = 4 << 10;
+
 /// Frames written to a socket at once before flushing.
 const WRITE_BATCH: usize = 64;
 
@@ -75,6 +78,10 @@ pub(crate) async fn upgrade(
                 let frame_limit = app.config.max_message_bytes.saturating_mul(2).max(1 << 20);
                 config.max_message_size = Some(frame_limit);
                 config.max_frame_size = Some(frame_limit);
+                // tungstenite's default read buffer is 128 KiB, allocated and zero-filled
+                // per connection: 8 times the rest of an idle client. Signaling messages are
+                // small, and the buffer still grows for a large frame.
+                config.read_buffer_size = READ_BUFFER;
                 let socket = WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
