@@ -27,11 +27,19 @@ async fn supervisor(capacity: u32) -> (String, TestLauncher) {
 }
 
 async fn backend(servers: Vec<RenderingServer>) -> String {
+    backend_with(servers, |_| {}).await
+}
+
+async fn backend_with(
+    servers: Vec<RenderingServer>,
+    edit: impl FnOnce(&mut BackendConfig),
+) -> String {
     let mut config = BackendConfig::default();
     config.listen = "127.0.0.1:0".parse().expect("address");
     config.servers = servers;
     config.poll_interval = Duration::from_millis(500);
     config.down_after_failures = 1;
+    edit(&mut config);
     let backend = Backend::bind(config).await.expect("bound");
     let url = format!("http://{}", backend.local_addr().expect("address"));
     tokio::spawn(backend.run(axum::Router::new(), std::future::pending()));
@@ -189,11 +197,14 @@ async fn a_server_that_does_not_answer_is_marked_down_and_skipped() {
 #[tokio::test]
 async fn the_frontend_gives_the_browser_a_token_and_nothing_else() {
     let (url, launcher) = supervisor(1).await;
-    let base = backend(vec![RenderingServer::new(
-        "one",
-        url.clone(),
-        "http://one:4690/frontend/",
-    )])
+    let base = backend_with(
+        vec![RenderingServer::new(
+            "one",
+            url.clone(),
+            "http://one:4690/frontend/",
+        )],
+        |config| config.signaling_secret = Some("the signaling secret".into()),
+    )
     .await;
     let http = client();
     let index = http
@@ -235,9 +246,25 @@ async fn the_frontend_gives_the_browser_a_token_and_nothing_else() {
     launcher.make_ready(0);
     let running = states_until(&http, &base, &token, "running").await;
     assert_eq!(
-        running.last().expect("a state")["url"],
-        "http://one:4690/frontend/#/streaming?id=0"
+        running.last().expect("a state")["url"]
+            .as_str()
+            .and_then(|url| url.split_once("&token="))
+            .map(|(view, _)| view),
+        Some("http://one:4690/frontend/#/streaming?id=0&peer=100")
     );
+    // The browser's signaling token lets it register as peer 100, and as no other.
+    let view = running.last().expect("a state")["url"]
+        .as_str()
+        .expect("a URL")
+        .to_owned();
+    let (_, signaling) = view.split_once("&token=").expect("a token");
+    let now = openspace_supervisor::token::unix_seconds(std::time::SystemTime::now());
+    let secret = b"the signaling secret";
+    assert_eq!(
+        openspace_supervisor::token::verify(secret, signaling, 100, now),
+        Ok(())
+    );
+    assert!(openspace_supervisor::token::verify(secret, signaling, 0, now).is_err());
 
     let ended = http
         .post(format!("{base}/session/{token}/end"))

@@ -200,6 +200,12 @@ pub struct BackendConfig {
     pub session_secret: Option<String>,
     /// How long a session token stays valid. Default 12 h.
     pub session_token_ttl: Duration,
+    /// The signaling server's token secret: a running session's URL then carries a token for
+    /// the browser's peer id (`browser_peer_offset` + slot), valid as long as a session token.
+    /// Default none (no token in the URL).
+    pub signaling_secret: Option<String>,
+    /// The browser of slot n is peer `browser_peer_offset + n`. Default 100 (the original's).
+    pub browser_peer_offset: u32,
 }
 
 /// A rendering server the backend may place sessions on.
@@ -257,6 +263,11 @@ impl fmt::Debug for BackendConfig {
                 &self.session_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("session_token_ttl", &self.session_token_ttl)
+            .field(
+                "signaling_secret",
+                &self.signaling_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("browser_peer_offset", &self.browser_peer_offset)
             .finish()
     }
 }
@@ -271,6 +282,8 @@ impl Default for BackendConfig {
             servers: Vec::new(),
             session_secret: None,
             session_token_ttl: Duration::from_secs(12 * 3600),
+            signaling_secret: None,
+            browser_peer_offset: 100,
         }
     }
 }

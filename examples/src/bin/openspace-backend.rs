@@ -30,6 +30,10 @@ struct Args {
     /// Signs session tokens (32 characters or more); unset, one per process.
     #[arg(long, env = "OPENSPACE_SESSION_SECRET", hide_env_values = true)]
     session_secret: Option<String>,
+    /// The signaling server's token secret: running sessions' URLs then carry the browser's
+    /// signaling token (peer 100 + slot).
+    #[arg(long, env = "OPENSPACE_SIGNALING_SECRET", hide_env_values = true)]
+    signaling_secret: Option<String>,
     /// How often (milliseconds) a starting instance is polled and servers are checked.
     #[arg(long, env = "OPENSPACE_POLL_MS", default_value_t = 5_000)]
     poll_ms: u64,
@@ -76,6 +80,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .map(|text| server(text))
         .collect::<Result<_, _>>()?;
     config.session_secret = args.session_secret;
+    config.signaling_secret = args.signaling_secret;
     config.poll_interval = Duration::from_millis(args.poll_ms);
     config.idle_session_timeout = Duration::from_secs(args.idle_seconds);
     let backend = Backend::bind(config).await?;

@@ -52,6 +52,10 @@ struct Args {
         default_value = "ws://127.0.0.1:8443"
     )]
     signaling_url: String,
+    /// The signaling server's token secret: each instance gets a token (`{token}`) for its
+    /// peer id, valid a day. Unset, instances get an empty token.
+    #[arg(long, env = "OPENSPACE_SIGNALING_SECRET", hide_env_values = true)]
+    signaling_secret: Option<String>,
     /// An instance not ready within this many seconds is killed.
     #[arg(long, env = "OPENSPACE_INIT_TIMEOUT_SECONDS", default_value_t = 120)]
     init_timeout_seconds: u64,
@@ -93,8 +97,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(resize) = &args.resize_command {
         launcher = launcher.with_resize_command(resize);
     }
-    // Signaling tokens come with the signaling server's secret; without one, none.
-    let tokens: TokenIssuer = Arc::new(|_| String::new());
+    let tokens: TokenIssuer = match args.signaling_secret.clone() {
+        Some(secret) => Arc::new(move |peer| {
+            let now = openspace_supervisor::token::unix_seconds(std::time::SystemTime::now());
+            openspace_supervisor::token::issue(secret.as_bytes(), peer, now + 24 * 3600)
+        }),
+        None => {
+            tracing::warn!("no --signaling-secret: instances cannot register with signaling");
+            Arc::new(|_| String::new())
+        }
+    };
     let supervisor = Supervisor::bind(config, Arc::new(launcher), tokens).await?;
     ops::announce("commands", supervisor.local_addr()?);
     let (stop, stopping) = tokio::sync::watch::channel(false);

@@ -332,7 +332,14 @@ async fn follow(app: Arc<App>, session: Arc<Session>) {
         };
         match status.as_str() {
             "RUNNING" => {
-                let url = format!("{}#/streaming?id={}", server.gui_url, session.slot);
+                let mut url = format!("{}#/streaming?id={}", server.gui_url, session.slot);
+                if let Some(secret) = &app.config.signaling_secret {
+                    let peer = app.config.browser_peer_offset.saturating_add(session.slot);
+                    let expiry = crate::token::unix_seconds(std::time::SystemTime::now())
+                        .saturating_add(app.config.session_token_ttl.as_secs());
+                    let token = crate::token::issue(secret.as_bytes(), peer, expiry);
+                    url.push_str(&format!("&peer={peer}&token={token}"));
+                }
                 session.state.send_replace(SessionState::Running { url });
                 return;
             }
