@@ -221,6 +221,9 @@ pub struct RenderingServer {
     /// Where browsers load its Web GUI (`http://host:4690/frontend/`); the session URL is this
     /// with `#/streaming?id=<slot>` appended.
     pub gui_url: String,
+    /// The signaling server as browsers reach it, when not `ws://<GUI host>:8443`: passed to
+    /// the Web GUI in the session URL (`&signaling=`).
+    pub browser_signaling_url: Option<String>,
 }
 
 impl RenderingServer {
@@ -235,6 +238,7 @@ impl RenderingServer {
             command_url: command_url.into(),
             secret: None,
             gui_url: gui_url.into(),
+            browser_signaling_url: None,
         }
     }
 }
@@ -246,6 +250,7 @@ impl fmt::Debug for RenderingServer {
             .field("command_url", &self.command_url)
             .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
             .field("gui_url", &self.gui_url)
+            .field("browser_signaling_url", &self.browser_signaling_url)
             .finish()
     }
 }

@@ -19,7 +19,8 @@ struct Args {
     #[arg(long, env = "OPENSPACE_BACKEND_LISTEN", default_value = "0.0.0.0:5000")]
     listen: SocketAddr,
     /// A rendering server: `name=…,command=ws://host:4699,gui=http://host:4690/frontend/`
-    /// and optionally `,secret=…` (its supervisor's shared secret). Repeat for several.
+    /// and optionally `,secret=…` (its supervisor's shared secret) and `,signaling=ws://…`
+    /// (its signaling server as browsers reach it). Repeat for several.
     #[arg(
         long = "server",
         env = "OPENSPACE_SERVERS",
@@ -67,6 +68,7 @@ fn server(text: &str) -> Result<RenderingServer, String> {
         field("gui").ok_or_else(|| missing("gui"))?,
     );
     server.secret = field("secret");
+    server.browser_signaling_url = field("signaling");
     Ok(server)
 }
 

@@ -340,6 +340,10 @@ async fn follow(app: Arc<App>, session: Arc<Session>) {
                     let token = crate::token::issue(secret.as_bytes(), peer, expiry);
                     url.push_str(&format!("&peer={peer}&token={token}"));
                 }
+                if let Some(signaling) = &server.browser_signaling_url {
+                    url.push_str("&signaling=");
+                    url.push_str(&query_escape(signaling));
+                }
                 session.state.send_replace(SessionState::Running { url });
                 return;
             }
@@ -358,6 +362,16 @@ async fn follow(app: Arc<App>, session: Arc<Session>) {
             }
         }
     }
+}
+
+/// `text` for a query value: the characters that would end or change it, percent-encoded.
+fn query_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '&' | '=' | '#' | '%' | '+' | ' ' => format!("%{:02X}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// Checks the servers and stops idle sessions, every `poll_interval`, while the backend runs.
