@@ -9,9 +9,10 @@
 //! a state), its [`slots`] (a sans-IO state machine, time passed in) and the
 //! [`InstanceLauncher`] trait with the [`ProcessLauncher`] (a command template, readiness by
 //! the API port) and the [`TestLauncher`]; the [`SignalingServer`] with its peer [`token`]s;
-//! the [`Backend`] with its frontend pages. Not built yet: the WebRTC stream of the
-//! `openspace-test-renderer` binary (it answers on its API port only) and the browser flow
-//! end to end.
+//! the [`Backend`] with its frontend pages; a minimal Web GUI streaming view
+//! (`static/gui`). The `openspace-test-renderer` binary (in `examples/`) streams a VP8 test
+//! picture over WebRTC like an instance, and the whole flow runs in headless Chromium. Not
+//! built yet: its part of the demo.
 //!
 //! # Parts
 //!

@@ -42,6 +42,21 @@ function page(number) {
   return found;
 }
 
+// The page itself, or (with `frame`) its first frame whose URL contains that text, waiting
+// for such a frame to navigate in if there is none yet.
+async function target(command) {
+  const found = page(command.page);
+  if (command.frame === undefined) return found;
+  const deadline = Date.now() + (command.timeoutMs ?? 30000);
+  for (;;) {
+    const frame = found.frames().find((f) => f.url().includes(command.frame));
+    if (frame !== undefined) return frame;
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`no frame whose URL contains ${command.frame}`);
+    await found.waitForEvent("framenavigated", { timeout: left });
+  }
+}
+
 async function run(command) {
   switch (command.op) {
     case "newPage": {
@@ -61,9 +76,9 @@ async function run(command) {
       return response === null ? null : response.status();
     }
     case "evaluate":
-      return await page(command.page).evaluate(command.expression);
+      return await (await target(command)).evaluate(command.expression);
     case "waitFor": {
-      const handle = await page(command.page).waitForFunction(command.expression, null, {
+      const handle = await (await target(command)).waitForFunction(command.expression, null, {
         timeout: command.timeoutMs ?? 30000,
         polling: "raf",
       });

@@ -154,6 +154,27 @@ impl Page<'_> {
             .await
     }
 
+    /// As [`evaluate`](Self::evaluate), in the page's first frame (an iframe) whose URL
+    /// contains `frame`, waiting for one to load if there is none yet.
+    pub async fn evaluate_in_frame(&self, frame: &str, expression: &str) -> Result<Value> {
+        self.call(json!({ "op": "evaluate", "frame": frame, "expression": expression }))
+            .await
+    }
+
+    /// As [`wait_for`](Self::wait_for), in the page's first frame whose URL contains `frame`.
+    pub async fn wait_for_in_frame(
+        &self,
+        frame: &str,
+        expression: &str,
+        timeout: Duration,
+    ) -> Result<Value> {
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.call(json!({
+            "op": "waitFor", "frame": frame, "expression": expression, "timeoutMs": millis,
+        }))
+        .await
+    }
+
     /// Saves a full-page PNG screenshot to `path`.
     pub async fn screenshot(&self, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent() {

@@ -3,16 +3,36 @@
 //! answers each API WebSocket message with `{"topic": …, "type": "ack"}` (the topic `exit`
 //! makes it exit with status 3, as a crash would), and ends on SIGTERM.
 //!
+//! Like a rendering instance, it registers with the signaling server as peer `--webrtc-id`
+//! (retrying with a backoff while the server is unreachable) and, when a browser opens a
+//! session with it, **offers** one send-only VP8 video track carrying a moving test picture
+//! (ffmpeg's `testsrc2` at `--width`×`--height`, 25 fps, a keyframe every second) and
+//! trickles its ICE candidates. One session at a time: a new SESSION replaces the current
+//! one; SESSION_END ends it (and stops ffmpeg).
+//!
+//! Its only ICE candidate is a host candidate on `--udp-addr` (default `127.0.0.1:0`: enough
+//! for a browser on the same machine; no STUN, no TURN). For browsers elsewhere, pass the
+//! address of an interface they can reach (`--udp-addr 192.0.2.10:0`); a wildcard address
+//! (`0.0.0.0:0`) gathers the machine's non-loopback interfaces but not loopback.
+//!
 //! ```text
 //! openspace-supervisor --instance-command "openspace-test-renderer --api-port {api_port} \
 //!     --webrtc-id {webrtc_id} --width {width} --height {height} \
 //!     --signaling-url {signaling_url} --token {token}"
 //! ```
 
+// A binary's root looks for modules beside it, in `src/bin/`: point at its own directory.
+#[path = "openspace-test-renderer/session.rs"]
+mod session;
+#[path = "openspace-test-renderer/signaling.rs"]
+mod signaling;
+#[path = "openspace-test-renderer/video.rs"]
+mod video;
+
 use clap::Parser;
 use examples::ops;
 use futures::{SinkExt as _, StreamExt as _};
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 /// A stand-in OpenSpace instance.
 #[derive(Debug, Parser)]
@@ -36,6 +56,12 @@ struct Args {
     /// Its signaling token.
     #[arg(long, default_value = "")]
     token: String,
+    /// The ffmpeg that renders the test picture (needs libvpx).
+    #[arg(long, env = "FFMPEG", default_value = "ffmpeg")]
+    ffmpeg: PathBuf,
+    /// The local UDP address of its WebRTC connections, and so of its only ICE candidate.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    udp_addr: String,
     /// Log format on stderr; filter with RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t)]
     log_format: ops::LogFormat,
@@ -44,7 +70,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    ops::init_tracing(args.log_format);
+    // rtc_dtls warns of every extension of Chromium's ClientHello that it does not know.
+    ops::init_tracing_with_default(args.log_format, "info,rtc_dtls=error");
     ops::exit_code("openspace-test-renderer", run(args).await)
 }
 
@@ -59,6 +86,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         signaling = args.signaling_url,
         "test renderer up"
     );
+    let signaling = signaling::SignalingConfig {
+        url: args.signaling_url,
+        peer: args.webrtc_id,
+        token: args.token,
+        session: session::SessionConfig {
+            picture: video::PictureConfig {
+                ffmpeg: args.ffmpeg,
+                width: args.width,
+                height: args.height,
+            },
+            udp_addr: args.udp_addr,
+        },
+    };
+    let backoff = signaling::Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    let signaling = signaling::run(signaling, backoff);
     let serve = async {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -95,6 +137,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     tokio::select! {
         () = serve => {}
+        () = signaling => {}
         () = ops::shutdown_signal() => {}
     }
     Ok(())
