@@ -74,11 +74,16 @@ pub fn catalogue() -> Vec<System> {
             "castaway-relay",
             "A Socket.IO relay of audio chunks from one streamer to many listeners.",
         ),
-        planned(
-            "OpenSpace WebRTC",
-            "openspace-supervisor",
-            "A rendering-server supervisor with a JSON command API, a session backend, a frontend and WebRTC signaling.",
-        ),
+        System {
+            availability: Availability::PartlyBuilt {
+                try_it: "cargo run --release --bin openspace-signaling, openspace-supervisor and openspace-backend (see the crate README), or the demo".into(),
+            },
+            ..planned(
+                "OpenSpace WebRTC",
+                "openspace-supervisor",
+                "A rendering-server supervisor with a JSON command API, a session backend, a frontend and WebRTC signaling.",
+            )
+        },
         planned(
             "Streaming coordinator",
             "coordinator-core",

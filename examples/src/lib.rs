@@ -10,4 +10,6 @@
 pub mod castaway_demo;
 pub mod coordinator_demo;
 pub mod landing;
+pub mod openspace_demo;
+pub mod openspace_renderer;
 pub mod ops;

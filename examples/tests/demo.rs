@@ -17,9 +17,15 @@ fn demo(data_dir: &std::path::Path, listen: &str) -> Command {
             "127.0.0.1:0",
             "--camus-listen",
             "127.0.0.1:0",
+            "--openspace-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data_dir)
+        .args([
+            "--openspace-api-port-base",
+            &harness::free_port().expect("a port").to_string(),
+        ])
         .env("RUST_LOG", "info");
     command
 }
@@ -30,7 +36,13 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
     let data_dir = data.path().join("data");
     let demo = ServerProcess::spawn(
         demo(&data_dir, "127.0.0.1:0"),
-        &["landing", "coordinator-rtmp", "castaway", "camus"],
+        &[
+            "landing",
+            "coordinator-rtmp",
+            "castaway",
+            "camus",
+            "openspace",
+        ],
     )
     .await
     .expect("demo started");
@@ -91,6 +103,11 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
         .await
         .expect("body");
     assert!(rooms.contains("name=\"room_name\""), "{rooms}");
+    let openspace = demo.addr("openspace").expect("announced");
+    let page = http::get_text(&format!("http://{openspace}/"))
+        .await
+        .expect("body");
+    assert!(page.contains("action=\"/session\""), "{page}");
     let rtmp = demo.addr("coordinator-rtmp").expect("announced");
     let page = http::get_text(&format!("{base}/coordinator/"))
         .await

@@ -11,8 +11,8 @@
 //! the API port) and the [`TestLauncher`]; the [`SignalingServer`] with its peer [`token`]s;
 //! the [`Backend`] with its frontend pages; a minimal Web GUI streaming view
 //! (`static/gui`). The `openspace-test-renderer` binary (in `examples/`) streams a VP8 test
-//! picture over WebRTC like an instance, and the whole flow runs in headless Chromium. Not
-//! built yet: its part of the demo.
+//! picture over WebRTC like an instance, and the whole flow runs in headless Chromium and in
+//! the workspace's demo.
 //!
 //! # Parts
 //!

@@ -25,6 +25,12 @@ struct Args {
     /// Where Camus (its pages and signaling WebSockets) listens. Port 0 picks a free port.
     #[arg(long, env = "DEMO_CAMUS_LISTEN", default_value = "127.0.0.1:5000")]
     camus_listen: SocketAddr,
+    /// Where OpenSpace's frontend (and session backend) listens. Port 0 picks a free port.
+    #[arg(long, env = "DEMO_OPENSPACE_LISTEN", default_value = "127.0.0.1:5050")]
+    openspace_listen: SocketAddr,
+    /// OpenSpace instance n's API port is this plus n (two instances).
+    #[arg(long, env = "DEMO_OPENSPACE_API_PORT_BASE", default_value_t = 4682)]
+    openspace_api_port_base: u16,
     /// Where the streaming coordinator's RTMP server listens. Port 0 picks a free port.
     #[arg(long, env = "DEMO_COORDINATOR_RTMP", default_value = "127.0.0.1:1936")]
     coordinator_rtmp: SocketAddr,
@@ -35,6 +41,15 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The demo's OpenSpace supervisor runs its instances as this binary.
+    if std::env::args().nth(1).as_deref() == Some(examples::openspace_demo::INSTANCE_ARGUMENT) {
+        let args = examples::openspace_renderer::Args::parse_from(std::env::args().skip(1));
+        ops::init_tracing_with_default(args.log_format, "info,rtc_dtls=error");
+        return ops::exit_code(
+            "openspace-instance",
+            examples::openspace_renderer::run(args).await,
+        );
+    }
     let args = Args::parse();
     ops::init_tracing(args.log_format);
     ops::exit_code("demo", run(args).await)
@@ -62,6 +77,8 @@ enum DemoError {
     Castaway(#[from] castaway_relay::Error),
     #[error("camus: {0}")]
     Camus(#[from] camus_signaling::Error),
+    #[error(transparent)]
+    OpenSpace(#[from] examples::openspace_demo::OpenSpaceDemoError),
 }
 
 async fn run(args: Args) -> Result<(), DemoError> {
@@ -129,6 +146,20 @@ async fn run(args: Args) -> Result<(), DemoError> {
         format!("http://{camus}/"),
         "create a room, then open its address in a second tab (or on a phone on your network): a video call"
             .into(),
+    );
+
+    let openspace = examples::openspace_demo::start(
+        args.openspace_listen,
+        args.openspace_api_port_base,
+        stopping.clone(),
+    )
+    .await?;
+    ops::announce("openspace", openspace.frontend);
+    landing::set_running(
+        &mut systems,
+        "openspace-supervisor",
+        format!("http://{}/", openspace.frontend),
+        "press Start a session: a supervisor launches an instance, which streams a moving test picture to your browser over WebRTC (needs ffmpeg with libvpx)".into(),
     );
 
     let app = landing::routes(systems.clone())

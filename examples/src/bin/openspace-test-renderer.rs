@@ -1,19 +1,5 @@
 //! `openspace-test-renderer`: stands in for an OpenSpace instance under the supervisor's
-//! `ProcessLauncher`. It listens on its API port (the supervisor's readiness probe) and
-//! answers each API WebSocket message with `{"topic": …, "type": "ack"}` (the topic `exit`
-//! makes it exit with status 3, as a crash would), and ends on SIGTERM.
-//!
-//! Like a rendering instance, it registers with the signaling server as peer `--webrtc-id`
-//! (retrying with a backoff while the server is unreachable) and, when a browser opens a
-//! session with it, **offers** one send-only VP8 video track carrying a moving test picture
-//! (ffmpeg's `testsrc2` at `--width`×`--height`, 25 fps, a keyframe every second) and
-//! trickles its ICE candidates. One session at a time: a new SESSION replaces the current
-//! one; SESSION_END ends it (and stops ffmpeg).
-//!
-//! Its only ICE candidate is a host candidate on `--udp-addr` (default `127.0.0.1:0`: enough
-//! for a browser on the same machine; no STUN, no TURN). For browsers elsewhere, pass the
-//! address of an interface they can reach (`--udp-addr 192.0.2.10:0`); a wildcard address
-//! (`0.0.0.0:0`) gathers the machine's non-loopback interfaces but not loopback.
+//! `ProcessLauncher`; see [`examples::openspace_renderer`] for what it does.
 //!
 //! ```text
 //! openspace-supervisor --instance-command "openspace-test-renderer --api-port {api_port} \
@@ -21,124 +7,17 @@
 //!     --signaling-url {signaling_url} --token {token}"
 //! ```
 
-// A binary's root looks for modules beside it, in `src/bin/`: point at its own directory.
-#[path = "openspace-test-renderer/session.rs"]
-mod session;
-#[path = "openspace-test-renderer/signaling.rs"]
-mod signaling;
-#[path = "openspace-test-renderer/video.rs"]
-mod video;
-
 use clap::Parser;
-use examples::ops;
-use futures::{SinkExt as _, StreamExt as _};
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
-
-/// A stand-in OpenSpace instance.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// The API WebSocket port.
-    #[arg(long)]
-    api_port: u16,
-    /// Its WebRTC peer id.
-    #[arg(long, default_value_t = 0)]
-    webrtc_id: u32,
-    /// The width it renders at.
-    #[arg(long, default_value_t = 1280)]
-    width: u32,
-    /// The height it renders at.
-    #[arg(long, default_value_t = 720)]
-    height: u32,
-    /// The signaling server.
-    #[arg(long, default_value = "ws://127.0.0.1:8443")]
-    signaling_url: String,
-    /// Its signaling token.
-    #[arg(long, default_value = "")]
-    token: String,
-    /// The ffmpeg that renders the test picture (needs libvpx).
-    #[arg(long, env = "FFMPEG", default_value = "ffmpeg")]
-    ffmpeg: PathBuf,
-    /// The local UDP address of its WebRTC connections, and so of its only ICE candidate.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    udp_addr: String,
-    /// Log format on stderr; filter with RUST_LOG.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t)]
-    log_format: ops::LogFormat,
-}
+use examples::{openspace_renderer, ops};
+use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = openspace_renderer::Args::parse();
     // rtc_dtls warns of every extension of Chromium's ClientHello that it does not know.
     ops::init_tracing_with_default(args.log_format, "info,rtc_dtls=error");
-    ops::exit_code("openspace-test-renderer", run(args).await)
-}
-
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.api_port))).await?;
-    ops::announce("api", listener.local_addr()?);
-    tracing::info!(
-        webrtc_id = args.webrtc_id,
-        width = args.width,
-        height = args.height,
-        signaling = args.signaling_url,
-        "test renderer up"
-    );
-    let signaling = signaling::SignalingConfig {
-        url: args.signaling_url,
-        peer: args.webrtc_id,
-        token: args.token,
-        session: session::SessionConfig {
-            picture: video::PictureConfig {
-                ffmpeg: args.ffmpeg,
-                width: args.width,
-                height: args.height,
-            },
-            udp_addr: args.udp_addr,
-        },
-    };
-    let backoff = signaling::Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
-    let signaling = signaling::run(signaling, backoff);
-    let serve = async {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                while let Some(Ok(message)) = socket.next().await {
-                    let topic = message
-                        .to_text()
-                        .ok()
-                        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-                        .map(|v| v["topic"].clone())
-                        .unwrap_or_default();
-                    if topic == "exit" {
-                        // A test's way to make an instance crash.
-                        std::process::exit(3);
-                    }
-                    let ack = serde_json::json!({ "topic": topic, "type": "ack" });
-                    if socket
-                        .send(tokio_tungstenite::tungstenite::Message::text(
-                            ack.to_string(),
-                        ))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-        }
-    };
-    tokio::select! {
-        () = serve => {}
-        () = signaling => {}
-        () = ops::shutdown_signal() => {}
-    }
-    Ok(())
+    ops::exit_code(
+        "openspace-test-renderer",
+        openspace_renderer::run(args).await,
+    )
 }

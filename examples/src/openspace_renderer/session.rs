@@ -1,7 +1,7 @@
 //! One WebRTC session with a browser: the renderer offers one send-only VP8 video track,
 //! trickles its ICE candidates, and streams the test picture until the session is dropped.
 
-use crate::video::{self, PictureConfig};
+use super::video::{self, PictureConfig};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use rtc::rtp_transceiver::rtp_sender::{

@@ -13,7 +13,7 @@
 //!    ═══ VP8 over SRTP ═══════════════════════════════════════════════════▶
 //! ```
 
-use crate::session::{Session, SessionConfig, SessionError, SessionEvent};
+use super::session::{Session, SessionConfig, SessionError, SessionEvent};
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use std::time::Duration;
