@@ -230,7 +230,15 @@ mod page {
     fn the_json_form_tags_each_status() {
         let json = serde_json::to_value(catalogue()).expect("serializable");
         assert_eq!(json[0]["availability"]["status"], "partly-built");
-        assert_eq!(json[2]["availability"]["status"], "not-built-yet");
+        assert_eq!(json[2]["availability"]["status"], "partly-built");
         assert_eq!(json[4]["crate_name"], "camus-signaling");
+        let planned = System {
+            name: "Later",
+            crate_name: "later",
+            summary: "not yet",
+            availability: Availability::NotBuiltYet,
+        };
+        let json = serde_json::to_value(planned).expect("serializable");
+        assert_eq!(json["availability"]["status"], "not-built-yet");
     }
 }
