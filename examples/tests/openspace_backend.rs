@@ -285,3 +285,38 @@ async fn the_frontend_gives_the_browser_a_token_and_nothing_else() {
         .expect("answered");
     assert_eq!(refused.status(), 404);
 }
+
+#[tokio::test]
+async fn a_session_nobody_looks_at_is_stopped() {
+    let (url, launcher) = supervisor(1).await;
+    let base = backend_with(
+        vec![RenderingServer::new("one", url, "http://one/")],
+        |config| {
+            config.poll_interval = Duration::from_millis(200);
+            config.idle_session_timeout = Duration::from_secs(1);
+        },
+    )
+    .await;
+    let http = client();
+    let placed = join(&http, &base).await;
+    launcher.launched(1).await;
+    launcher.make_ready(0);
+    // Nobody asks about it, opens its page or its events: after a second it is stopped.
+    let stopped = tokio::time::timeout(PATIENCE, launcher.controls(1))
+        .await
+        .expect("stopped in time");
+    assert_eq!(stopped[0].1, "terminate");
+    let id = placed["id"].as_str().expect("an id");
+    let view: Value = http
+        .get(format!("{base}/instances/{id}"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        (&view["state"], &view["reason"]),
+        (&json!("ended"), &json!("idle"))
+    );
+}
