@@ -320,3 +320,34 @@ async fn a_session_nobody_looks_at_is_stopped() {
         (&json!("ended"), &json!("idle"))
     );
 }
+
+#[tokio::test]
+async fn the_backend_binary_reads_its_servers_from_a_file_and_refuses_none() {
+    let (url, launcher) = supervisor(1).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("servers.json");
+    let entries = json!([{ "name": "filed", "command": url, "gui": "http://filed/" }]);
+    std::fs::write(&file, entries.to_string()).expect("written");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_openspace-backend"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--servers-file"])
+        .arg(&file);
+    let backend = harness::ServerProcess::spawn(command, &["http"])
+        .await
+        .expect("started");
+    let base = format!("http://{}", backend.addr("http").expect("announced"));
+    join(&client(), &base).await;
+    assert_eq!(launcher.launched(1).await.len(), 1);
+
+    let none = tokio::process::Command::new(env!("CARGO_BIN_EXE_openspace-backend"))
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .await
+        .expect("ran");
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("no rendering server"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+}

@@ -21,13 +21,12 @@ struct Args {
     /// A rendering server: `name=…,command=ws://host:4699,gui=http://host:4690/frontend/`
     /// and optionally `,secret=…` (its supervisor's shared secret) and `,signaling=ws://…`
     /// (its signaling server as browsers reach it). Repeat for several.
-    #[arg(
-        long = "server",
-        env = "OPENSPACE_SERVERS",
-        value_delimiter = ';',
-        required = true
-    )]
+    #[arg(long = "server", env = "OPENSPACE_SERVERS", value_delimiter = ';')]
     servers: Vec<String>,
+    /// A JSON file of rendering servers, beside or instead of `--server`:
+    /// `[{"name": …, "command": "ws://…", "gui": "http://…", "secret"?: …, "signaling"?: …}]`.
+    #[arg(long, env = "OPENSPACE_SERVERS_FILE")]
+    servers_file: Option<std::path::PathBuf>,
     /// Signs session tokens (32 characters or more); unset, one per process.
     #[arg(long, env = "OPENSPACE_SESSION_SECRET", hide_env_values = true)]
     session_secret: Option<String>,
@@ -72,6 +71,32 @@ fn server(text: &str) -> Result<RenderingServer, String> {
     Ok(server)
 }
 
+/// One entry of `--servers-file`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerEntry {
+    name: String,
+    command: String,
+    gui: String,
+    secret: Option<String>,
+    signaling: Option<String>,
+}
+
+fn servers_file(path: &std::path::Path) -> Result<Vec<RenderingServer>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let entries: Vec<ServerEntry> =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let mut server = RenderingServer::new(entry.name, entry.command, entry.gui);
+            server.secret = entry.secret;
+            server.browser_signaling_url = entry.signaling;
+            server
+        })
+        .collect())
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = ops::install_metrics()?;
     let mut config = BackendConfig::default();
@@ -81,6 +106,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|text| server(text))
         .collect::<Result<_, _>>()?;
+    if let Some(path) = &args.servers_file {
+        config.servers.extend(servers_file(path)?);
+    }
+    if config.servers.is_empty() {
+        return Err("no rendering server: give --server or --servers-file".into());
+    }
     config.session_secret = args.session_secret;
     config.signaling_secret = args.signaling_secret;
     config.poll_interval = Duration::from_millis(args.poll_ms);
