@@ -14,7 +14,7 @@
 //! `/static/camus.js`, and the scale-out: with a Redis URL, servers sharing the store and the
 //! cookie secret are one room space (announced presence, relayed messages, silent servers'
 //! clients taken out). Tested with reqwest, the `ws` package, headless Chromium and
-//! `webrtc`-crate peers; measured by `examples/camus_load.rs` (see the README).
+//! `webrtc`-crate peers; measured by `examples/camus_load/` (see the README).
 //!
 //! # Parts
 //!
