@@ -271,15 +271,34 @@ async fn is_listening(port: u16) -> bool {
 }
 
 /// Reserves a free TCP port on 127.0.0.1 for a third-party program that cannot bind port 0 and
-/// report it. Another process could take the port before the program binds it; use this only
-/// where no announcement is possible.
+/// report it.
+///
+/// The port is drawn at random from below the kernel's ephemeral range, so no listener that binds
+/// port 0 and no outgoing connection can be given it between this call and the program's bind;
+/// only another caller of this function could, which a random draw among some twenty thousand
+/// ports makes unlikely. Use this only where no announcement is possible.
 pub fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(HarnessError::io("binding 127.0.0.1:0"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(HarnessError::io("reading the bound address"))?
-        .port())
+    let (low, high) = unassigned_range();
+    let mut rng = rand::rng();
+    for _ in 0..64 {
+        let port = rand::Rng::random_range(&mut rng, low..high);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(HarnessError::io("finding a free port below the ephemeral range")(
+        std::io::Error::new(std::io::ErrorKind::AddrInUse, "64 random ports were taken"),
+    ))
+}
+
+/// The ports below the kernel's ephemeral range and above the well-known ones, which nothing on a
+/// test machine hands out by itself.
+fn unassigned_range() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    (10_000, ephemeral_low.max(12_000))
 }
 
 #[cfg(test)]
