@@ -10,6 +10,7 @@
 pub mod castaway_demo;
 pub mod coordinator_demo;
 pub mod landing;
+pub mod open360_demo;
 pub mod openspace_demo;
 pub mod openspace_renderer;
 pub mod ops;

@@ -71,6 +71,7 @@ impl PublishOptions {
             record,
             previews,
             renditions,
+            label: None,
         })
     }
 }
@@ -147,7 +148,8 @@ mod tests_options {
             PublishOptions {
                 record: false,
                 previews: None,
-                renditions: vec![Rendition::Original]
+                renditions: vec![Rendition::Original],
+                label: None,
             }
         );
     }

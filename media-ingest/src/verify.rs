@@ -27,6 +27,10 @@ pub struct PublishOptions {
     pub previews: Option<Preview>,
     /// Renditions to offer; empty means the original only.
     pub renditions: Vec<Rendition>,
+    /// The embedder's public name for this stream (Open360: `<username>/<stream id>`), carried
+    /// unchanged to [`IngestEvent::PostPublish`](crate::IngestEvent::PostPublish) and to every
+    /// consumer's subscription. Never the key: it may appear in paths, URLs and logs.
+    pub label: Option<String>,
 }
 
 /// A preview image of `width`×`height` every `interval`.

@@ -4,6 +4,9 @@
 //! - A reply finds its question by the request id it echoes; a legacy peer's reply (no id) by
 //!   its prompt (`<prompt>-reply`) and the service that sent it, oldest question first.
 //! - `status` questions are answered `alive` without a handler.
+//! - One-way messages are handled one at a time, in the order they arrived (a `setOnline`
+//!   never overtakes the one told before it); questions are handled concurrently. At most
+//!   4,096 messages wait for their handler; beyond that they are dropped, with a warning.
 //! - The link is reopened with backoff (100 ms doubling to 5 s) whenever it is lost; a question
 //!   asked while it is down, or waiting for its reply when it goes, fails at once with
 //!   [`AskError::NotConnected`].
@@ -79,7 +82,10 @@ impl ServiceBuilder {
     /// is dropped.
     pub fn start(self, transport: Arc<dyn Transport>) -> ServiceClient {
         let (linked, _) = watch::channel(false);
+        let (ordered, queue) = mpsc::channel(ORDERED_QUEUE);
+        tokio::spawn(handle_in_order(queue));
         let inner = Arc::new(Inner {
+            ordered,
             label: self.label,
             handlers: self.handlers,
             ask_timeout: self.ask_timeout,
@@ -111,6 +117,8 @@ impl Drop for AbortOnDrop {
 }
 
 struct Inner {
+    /// One-way messages, for their handlers in arrival order.
+    ordered: mpsc::Sender<(Handler, ApiMessage)>,
     label: String,
     handlers: HashMap<String, Handler>,
     ask_timeout: Duration,
@@ -292,17 +300,38 @@ impl Inner {
             }
             return;
         };
+        if !question {
+            let prompt = message.package.prompt.clone();
+            if self.ordered.try_send((handler, message)).is_err() {
+                tracing::warn!(
+                    service = self.label,
+                    prompt,
+                    "message dropped: its handlers are too far behind"
+                );
+            }
+            return;
+        }
         let reply_to = reply_to.clone();
         tokio::spawn(async move {
-            let answer = handler(message.clone()).await;
-            if question {
-                let reply = match answer {
-                    Ok(data) => message.reply(data),
-                    Err(error) => message.error_reply(&error),
-                };
-                let _ = reply_to.send(reply).await;
-            }
+            let reply = match handler(message.clone()).await {
+                Ok(data) => message.reply(data),
+                Err(error) => message.error_reply(&error),
+            };
+            let _ = reply_to.send(reply).await;
         });
+    }
+}
+
+/// One-way messages that may wait for their handler.
+const ORDERED_QUEUE: usize = 4096;
+
+/// Runs one-way messages' handlers one after the other, until the client is gone.
+async fn handle_in_order(mut queue: mpsc::Receiver<(Handler, ApiMessage)>) {
+    while let Some((handler, message)) = queue.recv().await {
+        let prompt = message.package.prompt.clone();
+        if let Err(error) = handler(message).await {
+            tracing::debug!(prompt, %error, "a one-way message's handler failed");
+        }
     }
 }
 

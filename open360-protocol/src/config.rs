@@ -131,7 +131,7 @@ impl Default for ChatConfig {
     }
 }
 
-fn ensure(
+pub(crate) fn ensure(
     ok: bool,
     setting: &'static str,
     requirement: &'static str,

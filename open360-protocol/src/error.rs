@@ -24,6 +24,12 @@ pub enum Error {
     /// The chat's Redis could not be reached or refused a command.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The RTMP ingest failed.
+    #[error("ingest: {0}")]
+    Ingest(#[from] media_ingest::Error),
+    /// The web service's store failed.
+    #[error(transparent)]
+    WebStore(#[from] crate::web::store::WebStoreError),
     /// A socket or file operation failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -42,11 +42,13 @@ mod config;
 mod error;
 mod external;
 mod hub;
+mod ingest;
 pub mod log;
 pub mod message;
 mod net;
 mod routing;
 mod transport;
+pub mod web;
 
 pub use chat::{CHAT_LABEL, Chat, escape};
 pub use chat_token::{ChatTokenError, issue_chat_token, verify_chat_token};
@@ -55,6 +57,10 @@ pub use config::{ChatConfig, ExternalApiConfig, HubConfig};
 pub use error::{ConfigError, Error};
 pub use external::{EXTERNAL_API_LABEL, ExternalApi};
 pub use hub::{Hub, label_of};
+pub use ingest::{
+    HubKeyVerifier, INGEST_APP, INGEST_LABEL, IngestService, IngestServiceConfig, media_router,
+};
 pub use message::{ApiMessage, MessageType, Package};
 pub use routing::HUB_LABEL;
 pub use transport::{Link, LocalHub, SocketIoTransport, Transport, TransportError};
+pub use web::{WEB_LABEL, WebConfig, WebService};
