@@ -61,7 +61,7 @@ pub fn catalogue() -> Vec<System> {
     vec![
         System {
             availability: Availability::PartlyBuilt {
-                try_it: "cargo run --release --bin open360-hub; cargo run --release --bin open360-chat -- --hub-url http://127.0.0.1:4000; cargo run --release --bin open360-external-api -- --hub-url http://127.0.0.1:4000".into(),
+                try_it: "cargo run --release --bin open360 (every service in one process; then open http://127.0.0.1:8000/), or the demo".into(),
             },
             ..planned(
                 "Open360",

@@ -19,6 +19,14 @@ fn demo(data_dir: &std::path::Path, listen: &str) -> Command {
             "127.0.0.1:0",
             "--openspace-listen",
             "127.0.0.1:0",
+            "--open360-web",
+            "127.0.0.1:0",
+            "--open360-rtmp",
+            "127.0.0.1:0",
+            "--open360-chat",
+            "127.0.0.1:0",
+            "--open360-external",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data_dir)
@@ -42,6 +50,7 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
             "castaway",
             "camus",
             "openspace",
+            "open360",
         ],
     )
     .await
@@ -108,6 +117,16 @@ async fn the_demo_serves_its_landing_page_health_and_metrics_then_stops_on_sigte
         .await
         .expect("body");
     assert!(page.contains("action=\"/session\""), "{page}");
+    let open360 = demo.addr("open360").expect("announced");
+    let listed = services
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["crate_name"] == "open360-protocol"))
+        .expect("listed");
+    assert_eq!(listed["availability"]["status"], "running");
+    let home = http::get_text(&format!("http://{open360}/"))
+        .await
+        .expect("body");
+    assert!(home.contains("/signup"), "{home}");
     let rtmp = demo.addr("coordinator-rtmp").expect("announced");
     let page = http::get_text(&format!("{base}/coordinator/"))
         .await

@@ -31,6 +31,18 @@ struct Args {
     /// OpenSpace instance n's API port is this plus n (two instances).
     #[arg(long, env = "DEMO_OPENSPACE_API_PORT_BASE", default_value_t = 4682)]
     openspace_api_port_base: u16,
+    /// Where Open360's site listens. Port 0 picks a free port.
+    #[arg(long, env = "DEMO_OPEN360_WEB", default_value = "127.0.0.1:8360")]
+    open360_web: SocketAddr,
+    /// Where Open360's RTMP ingest listens. Port 0 picks a free port.
+    #[arg(long, env = "DEMO_OPEN360_RTMP", default_value = "127.0.0.1:1935")]
+    open360_rtmp: SocketAddr,
+    /// Where Open360's chat listens. Port 0 picks a free port.
+    #[arg(long, env = "DEMO_OPEN360_CHAT", default_value = "127.0.0.1:4002")]
+    open360_chat: SocketAddr,
+    /// Where Open360's external API listens. Port 0 picks a free port.
+    #[arg(long, env = "DEMO_OPEN360_EXTERNAL", default_value = "127.0.0.1:8080")]
+    open360_external: SocketAddr,
     /// Where the streaming coordinator's RTMP server listens. Port 0 picks a free port.
     #[arg(long, env = "DEMO_COORDINATOR_RTMP", default_value = "127.0.0.1:1936")]
     coordinator_rtmp: SocketAddr,
@@ -73,6 +85,8 @@ enum DemoError {
     Serve(std::io::Error),
     #[error(transparent)]
     Coordinator(#[from] examples::coordinator_demo::CoordinatorDemoError),
+    #[error("open360: {0}")]
+    Open360(#[from] examples::open360_demo::Open360DemoError),
     #[error("castaway: {0}")]
     Castaway(#[from] castaway_relay::Error),
     #[error("camus: {0}")]
@@ -118,6 +132,30 @@ async fn run(args: Args) -> Result<(), DemoError> {
         format!(
             "ffmpeg -re -f lavfi -i testsrc2 -f lavfi -i sine -c:v libx264 -c:a aac -f flv rtmp://{}/demo/any-key",
             coordinator.rtmp
+        ),
+    );
+
+    let open360 = examples::open360_demo::start(
+        examples::open360_demo::Open360Listen {
+            web: args.open360_web,
+            rtmp: args.open360_rtmp,
+            chat: args.open360_chat,
+            external: args.open360_external,
+        },
+        &args.data_dir.join("open360"),
+        axum::Router::new(),
+        stopping.clone(),
+    )
+    .await?;
+    ops::announce("open360", open360.web);
+    ops::announce("open360-rtmp", open360.rtmp);
+    landing::set_running(
+        &mut systems,
+        "open360-protocol",
+        format!("http://{}/", open360.web),
+        format!(
+            "sign up, take a stream key from the dashboard, then: ffmpeg -re -f lavfi -i testsrc2 -f lavfi -i sine -c:v libx264 -g 50 -c:a aac -f flv rtmp://{}/live/<stream key>; the external API is http://{}/",
+            open360.rtmp, open360.external
         ),
     );
 
@@ -190,6 +228,8 @@ async fn run(args: Args) -> Result<(), DemoError> {
         })
         .await
         .map_err(DemoError::Serve)?;
+    // Open360's live streams end with their VODs recorded.
+    open360.stopped().await;
     tracing::info!("stopped");
     Ok(())
 }
