@@ -162,3 +162,31 @@ fn public(addr: SocketAddr) -> SocketAddr {
         addr
     }
 }
+
+/// How a separate Open360 service reaches the hub: the flags `open360-web` and
+/// `open360-ingest` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HubArgs {
+    /// The hub (`http://host:4000`).
+    #[arg(long, env = "OPEN360_HUB_URL", default_value = "http://127.0.0.1:4000")]
+    pub hub_url: String,
+    /// The hub's token, when it wants one.
+    #[arg(long, env = "OPEN360_HUB_TOKEN", hide_env_values = true)]
+    pub hub_token: Option<String>,
+    /// For an `https://` hub: a PEM file of the CA certificates to trust instead of the
+    /// system's roots.
+    #[arg(long, env = "OPEN360_HUB_CA_FILE")]
+    pub hub_ca_file: Option<std::path::PathBuf>,
+}
+
+impl HubArgs {
+    /// The Socket.IO transport to the hub these flags name.
+    pub fn transport(&self) -> Result<Arc<dyn Transport>, open360_protocol::TransportError> {
+        let mut transport =
+            open360_protocol::SocketIoTransport::new(self.hub_url.clone(), self.hub_token.clone());
+        if let Some(ca) = &self.hub_ca_file {
+            transport = transport.with_ca_file(ca)?;
+        }
+        Ok(Arc::new(transport))
+    }
+}
