@@ -3,10 +3,11 @@
 //!
 //! # Status
 //!
-//! **Partly built.** Built: the [`message`] types, the [`Hub`] with its [`log`], the
+//! **Mostly built.** Built: the [`message`] types, the [`Hub`] with its [`log`], the
 //! [`ServiceClient`] over a [`Transport`] ([`SocketIoTransport`], [`LocalHub`]), the
-//! [`ExternalApi`] and the [`Chat`] with chat tokens, on one node in memory or on several
-//! sharing a Redis. Not built yet: the web and ingest services (part 2).
+//! [`ExternalApi`], the [`Chat`] with chat tokens (on one node in memory or on several
+//! sharing a Redis), the [`WebService`] with its [`web::store`], and the [`IngestService`] on
+//! media-ingest. Not yet: benchmarks of the web and ingest, fuzzing of the web's form input.
 //!
 //! # Parts
 //!
@@ -17,7 +18,7 @@
 //!             └──▲──────────────▲───────────────▲───────────────▲──────────┘
 //!   Transport:   │ Socket.IO or in-process channel (same service code)
 //!            web-api        ingest-api       chat-api     web-external-api
-//!            (HTTP; users,  (RTMP on         (:4002,      (:8080, GET / status,
+//!            (:8000; users, (RTMP :1935 on   (:4002,      (:8080, GET / status,
 //!             keys, VODs)    media-ingest)    Socket.IO)   stream status/stats)
 //! ```
 //!
