@@ -286,9 +286,10 @@ pub fn free_port() -> Result<u16> {
             return Ok(port);
         }
     }
-    Err(HarnessError::io("finding a free port below the ephemeral range")(
-        std::io::Error::new(std::io::ErrorKind::AddrInUse, "64 random ports were taken"),
-    ))
+    let taken = std::io::Error::new(std::io::ErrorKind::AddrInUse, "64 random ports were taken");
+    Err(HarnessError::io(
+        "finding a free port below the ephemeral range",
+    )(taken))
 }
 
 /// The ports below the kernel's ephemeral range and above the well-known ones, which nothing on a
