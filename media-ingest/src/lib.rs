@@ -100,7 +100,9 @@ pub use rml_rtmp::sessions::StreamMetadata;
 pub use server::fuzz_connection;
 pub use server::{IngestHandle, IngestServer};
 pub use streams::{StreamName, Subscription};
-pub use transcode::{FfmpegConfig, PreviewReport, make_previews, package_rendition};
+pub use transcode::{
+    FfmpegConfig, PreviewReport, make_previews, make_thumbnail, package_rendition,
+};
 pub use verify::{
     KeyVerifier, Preview, PublishOptions, PublishRequest, Rendition, StaticKeys, VerifiedKey,
     VerifyError, danger,

@@ -144,6 +144,27 @@ pub async fn make_previews(
     dir: PathBuf,
     ffmpeg: &FfmpegConfig,
 ) -> Result<PreviewReport, Error> {
+    previews(source, preview, dir, ffmpeg, true).await
+}
+
+/// Like [`make_previews`], but keeps only `latest.jpg`, replaced at each image: a thumbnail
+/// whose disk use does not grow with the stream's length (Open360's).
+pub async fn make_thumbnail(
+    source: Subscription,
+    preview: Preview,
+    dir: PathBuf,
+    ffmpeg: &FfmpegConfig,
+) -> Result<PreviewReport, Error> {
+    previews(source, preview, dir, ffmpeg, false).await
+}
+
+async fn previews(
+    source: Subscription,
+    preview: Preview,
+    dir: PathBuf,
+    ffmpeg: &FfmpegConfig,
+    keep_every_image: bool,
+) -> Result<PreviewReport, Error> {
     tokio::fs::create_dir_all(&dir).await?;
     let width = if preview.width == 0 {
         "-2".to_owned()
@@ -170,6 +191,7 @@ pub async fn make_previews(
     let writing = async {
         let mut buffer = BytesMut::new();
         let mut images: Vec<String> = Vec::new();
+        let mut written = 0_u64;
         while let Some(output) = chunks.recv().await {
             let chunk = match output {
                 // Half an image from the old process is worthless.
@@ -181,19 +203,22 @@ pub async fn make_previews(
             };
             buffer.extend_from_slice(&chunk);
             while let Some(image) = next_jpeg(&mut buffer) {
-                let name = format!("{}.jpg", images.len());
-                write_atomically(&dir.join(&name), &image).await?;
                 write_atomically(&dir.join("latest.jpg"), &image).await?;
-                images.push(name);
-                let index = serde_index(&preview, &images);
-                write_atomically(&dir.join("index.json"), index.as_bytes()).await?;
+                written += 1;
+                if keep_every_image {
+                    let name = format!("{}.jpg", images.len());
+                    write_atomically(&dir.join(&name), &image).await?;
+                    images.push(name);
+                    let index = serde_index(&preview, &images);
+                    write_atomically(&dir.join("index.json"), index.as_bytes()).await?;
+                }
             }
             if buffer.len() > MAX_IMAGE {
                 tracing::warn!(job = %label, "ffmpeg wrote {} bytes without a complete JPEG; dropping them", buffer.len());
                 buffer.clear();
             }
         }
-        Ok::<_, Error>(images.len() as u64)
+        Ok::<_, Error>(written)
     };
     let (supervised, written) = tokio::join!(supervising, writing);
     let images = written?;

@@ -7,5 +7,5 @@ mod flv;
 mod jobs;
 mod supervisor;
 
-pub use jobs::{PreviewReport, make_previews, package_rendition};
+pub use jobs::{PreviewReport, make_previews, make_thumbnail, package_rendition};
 pub use supervisor::FfmpegConfig;

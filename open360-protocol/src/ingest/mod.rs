@@ -29,7 +29,7 @@ pub(crate) use verifier::is_path_name;
 use crate::{Error, client::ServiceClient};
 use media_ingest::{
     FfmpegConfig, HlsConfig, HlsOutput, IngestConfig, IngestEvent, IngestHandle, IngestServer,
-    Preview, StreamName, hls::SegmentProgress, make_previews, package_hls,
+    Preview, StreamName, hls::SegmentProgress, make_thumbnail, package_hls,
 };
 use serde_json::{Value, json};
 use std::{
@@ -243,7 +243,7 @@ impl LiveStream {
             let source = self.handle.subscribe(&self.stream)?;
             let (dir, ffmpeg) = (dir.join("thumbs"), self.config.ffmpeg.clone());
             Some(tokio::spawn(async move {
-                make_previews(source, preview, dir, &ffmpeg).await
+                make_thumbnail(source, preview, dir, &ffmpeg).await
             }))
         });
         let (progress, mut segments) = SegmentProgress::new();
