@@ -97,3 +97,56 @@ async fn send(
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such media").into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt as _;
+
+    async fn status(router: &Router, uri: &str) -> StatusCode {
+        let request = axum::http::Request::get(uri)
+            .body(Body::empty())
+            .expect("a request");
+        router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("answered")
+            .status()
+    }
+
+    #[tokio::test]
+    async fn only_the_packagers_files_are_served() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let stream = dir.path().join("ada/1-abc");
+        std::fs::create_dir_all(stream.join("thumbs")).expect("made");
+        for file in ["live.m3u8", "0.ts", "thumbs/latest.jpg", "secret.txt"] {
+            std::fs::write(stream.join(file), b"x").expect("written");
+        }
+        std::fs::write(dir.path().join("outside.m3u8"), b"x").expect("written");
+        let router = media_router(dir.path().to_owned());
+        for served in [
+            "/media/ada/1-abc/live.m3u8",
+            "/media/ada/1-abc/0.ts",
+            "/media/ada/1-abc/thumbs/latest.jpg",
+        ] {
+            assert_eq!(status(&router, served).await, StatusCode::OK, "{served}");
+        }
+        for refused in [
+            "/media/ada/1-abc/secret.txt",
+            "/media/ada/1-abc/vod.m3u8",
+            "/media/ada/..%2F/outside.m3u8",
+            "/media/../ada/live.m3u8",
+            "/media/ada/1-abc/..%2F..%2Foutside.m3u8",
+            "/media/ada/1-abc/.ts",
+            "/media/a%2Fb/1-abc/live.m3u8",
+        ] {
+            assert_eq!(
+                status(&router, refused).await,
+                StatusCode::NOT_FOUND,
+                "{refused}"
+            );
+        }
+    }
+}

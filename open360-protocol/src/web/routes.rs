@@ -367,3 +367,44 @@ async fn new_stream_key(State(web): State<Arc<Web>>, headers: HeaderMap) -> Resp
     }
     json_error(StatusCode::SERVICE_UNAVAILABLE, "no free key was found")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cookies(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                header::COOKIE,
+                HeaderValue::from_str(value).expect("a header value"),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let headers = cookies(&["a=1; open360_session=tok; b=2", "c=3"]);
+        assert_eq!(session_token(&headers), Some("tok"));
+        let headers = cookies(&["x_open360_session=no; open360_sessionx=no"]);
+        assert_eq!(session_token(&headers), None);
+        assert_eq!(session_token(&HeaderMap::new()), None);
+    }
+
+    proptest! {
+        /// Any Cookie header: no panic, and only our cookie's own value comes out.
+        #[test]
+        fn any_cookie_header_is_read_safely(value in "[ -~]{0,200}") {
+            if let Ok(header) = HeaderValue::from_str(&value) {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::COOKIE, header);
+                if let Some(token) = session_token(&headers) {
+                    let expected = format!("{COOKIE}={token}");
+                    prop_assert!(value.split(';').any(|pair| pair.trim() == expected));
+                }
+            }
+        }
+    }
+}
