@@ -136,6 +136,22 @@ async fn a_streamer_goes_live_and_is_watched_with_chat_then_leaves_a_vod() {
         .await
         .expect("answered");
     assert_eq!(taken.status(), 409);
+    // Guessing a password: five wrong ones lock the name, even against the right one.
+    for expected in [401, 401, 401, 401, 401, 429] {
+        let password = if expected == 429 {
+            "correct horse battery"
+        } else {
+            "wrong guess!"
+        };
+        let answer = site
+            .http
+            .post(format!("{}/auth/login", site.base))
+            .form(&[("username", "alice"), ("password", password)])
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), expected);
+    }
     let refused = site
         .http
         .post(format!("{}/auth/nsk", site.base))

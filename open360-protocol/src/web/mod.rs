@@ -18,6 +18,9 @@
 //! `seq` not above the last one is stale and dropped), `addVod {username, streamId,
 //! startedAtMs, durationMs, segments}`.
 //!
+//! **Log-in throttling:** after 5 wrong passwords for one username within 15 minutes, log-ins
+//! to it are refused (429) for the rest of those 15 minutes.
+//!
 //! **Stream keys** appear only in the dashboard page and the `/auth/nsk` answer, both to their
 //! owner: playback URLs name the username and the stream id.
 
@@ -29,6 +32,7 @@ mod password;
 mod routes;
 mod session;
 pub mod store;
+mod throttle;
 
 pub use config::WebConfig;
 pub use hub::WEB_LABEL;
@@ -51,6 +55,8 @@ pub(crate) struct Web {
     pub(crate) config: WebConfig,
     pub(crate) store: Arc<dyn WebStore>,
     pub(crate) sessions: Sessions,
+    /// Wrong passwords per username, to refuse guessing.
+    pub(crate) throttle: throttle::Throttle,
     /// The link to the hub, once started (for the chat's member lists).
     pub(crate) hub: std::sync::OnceLock<ServiceClient>,
     /// Bumped whenever a channel's state or count changes, for those waiting on one.
@@ -73,6 +79,7 @@ impl WebService {
         }
         let web = Arc::new(Web {
             sessions: Sessions::new(config.session_ttl, config.max_sessions),
+            throttle: throttle::Throttle::default(),
             config,
             store,
             hub: std::sync::OnceLock::new(),

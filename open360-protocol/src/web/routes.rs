@@ -296,6 +296,15 @@ static DECOY_HASH: std::sync::LazyLock<String> =
 
 async fn login(State(web): State<Arc<Web>>, Form(credentials): Form<Credentials>) -> Response {
     let Credentials { username, password } = credentials;
+    let now = std::time::Instant::now();
+    if !web.throttle.allows(&username, now) {
+        return form_error(
+            "/auth/login",
+            "Log in",
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong passwords for this name; try again in 15 minutes.",
+        );
+    }
     let user = if valid_username(&username) {
         match web.store.user(&username).await {
             Ok(user) => user,
@@ -311,13 +320,19 @@ async fn login(State(web): State<Arc<Web>>, Form(credentials): Form<Credentials>
         .await
         .unwrap_or(false);
     match user {
-        Some(user) if matches => logged_in(&web, &user.username, "/dashboard"),
-        _ => form_error(
-            "/auth/login",
-            "Log in",
-            StatusCode::UNAUTHORIZED,
-            "Wrong username or password.",
-        ),
+        Some(user) if matches => {
+            web.throttle.succeeded(&user.username);
+            logged_in(&web, &user.username, "/dashboard")
+        }
+        _ => {
+            web.throttle.failed(&username, now);
+            form_error(
+                "/auth/login",
+                "Log in",
+                StatusCode::UNAUTHORIZED,
+                "Wrong username or password.",
+            )
+        }
     }
 }
 
