@@ -2,7 +2,7 @@
 
 use super::{
     Web, pages,
-    routes::{json_error, not_found, page, status_of, store_failed, viewer},
+    routes::{json_error, not_found, page, store_failed, viewer},
     store::{ChannelSettings, LiveState},
 };
 use axum::{
@@ -85,7 +85,7 @@ pub(crate) async fn channel_stats(
             Ok(None) => return json_error(StatusCode::NOT_FOUND, "no such channel"),
             Err(error) => return store_failed(error),
         };
-        let (status, code) = status_of(channel.live);
+        let (status, code) = channel.live.status();
         let waiting = query.until.as_deref().is_some_and(|until| until != status);
         if !waiting
             || tokio::time::timeout_at(deadline, changes.changed())

@@ -14,15 +14,6 @@ use std::sync::Arc;
 /// The label the web service joins the hub under.
 pub const WEB_LABEL: &str = "web-api";
 
-/// The seed's stream status codes.
-fn status_word(live: LiveState) -> (&'static str, u64) {
-    match live {
-        LiveState::Online => ("ONLINE", 0),
-        LiveState::Offline => ("OFFLINE", 1),
-        LiveState::Lurking => ("LURKING", 2),
-    }
-}
-
 /// `web-api`'s client, its handlers bound to `web`.
 pub(crate) fn service(web: &Arc<Web>) -> ServiceBuilder {
     let on = |builder: ServiceBuilder, prompt: &str, handler: Handler| {
@@ -75,7 +66,7 @@ async fn stream_status(web: Arc<Web>, message: ApiMessage) -> Answer {
     let username = text(&message, "username")?;
     Ok(match web.store.channel(username).await.map_err(failed)? {
         Some(channel) => {
-            let (name, code) = status_word(channel.live);
+            let (name, code) = channel.live.status();
             json!({ "name": name, "code": code })
         }
         None => json!({ "name": "UNKNOWN", "code": 3 }),
@@ -88,7 +79,7 @@ async fn stream_stats(web: Arc<Web>, message: ApiMessage) -> Answer {
         return Ok(json!({ "channelStatus": { "streamStatus": "UNKNOWN", "code": 3 } }));
     };
     let (count, members) = members(&web, &channel).await;
-    let (status, code) = status_word(channel.live);
+    let (status, code) = channel.live.status();
     Ok(json!({
         "memberCount": count,
         "members": members,

@@ -152,7 +152,7 @@ async fn home(
 
 /// A channel as the JSON of `algo` shows it: never a key.
 pub(crate) fn card(web: &Web, channel: &Channel) -> Value {
-    let (status, _) = status_of(channel.live);
+    let (status, _) = channel.live.status();
     let thumbnail = match (&channel.stream_id, channel.live) {
         (Some(stream), LiveState::Online) => Some(format!(
             "{}/{}/{stream}/thumbs/latest.jpg",
@@ -170,14 +170,6 @@ pub(crate) fn card(web: &Web, channel: &Channel) -> Value {
         "thumbnail": thumbnail,
         "url": format!("/channel/{}", channel.username),
     })
-}
-
-pub(crate) fn status_of(live: LiveState) -> (&'static str, u64) {
-    match live {
-        LiveState::Online => ("ONLINE", 0),
-        LiveState::Offline => ("OFFLINE", 1),
-        LiveState::Lurking => ("LURKING", 2),
-    }
 }
 
 /// The most watched live channels.

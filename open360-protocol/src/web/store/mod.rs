@@ -83,6 +83,18 @@ pub enum LiveState {
     Online,
 }
 
+impl LiveState {
+    /// The seed's stream status and its code: `ONLINE` 0, `OFFLINE` 1, `LURKING` 2 (`UNKNOWN`
+    /// 3 is for a user that does not exist).
+    pub fn status(self) -> (&'static str, u64) {
+        match self {
+            Self::Online => ("ONLINE", 0),
+            Self::Offline => ("OFFLINE", 1),
+            Self::Lurking => ("LURKING", 2),
+        }
+    }
+}
+
 /// A channel as anybody may see it: never a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]

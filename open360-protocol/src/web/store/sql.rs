@@ -418,10 +418,7 @@ impl WebStore for SqlWebStore {
             .await
             .map_err(key_taken)?
             .rows_affected());
-        if updated == 0 {
-            return Err(WebStoreError::NoUser(username.to_owned()));
-        }
-        Ok(())
+        found(updated, username)
     }
 
     async fn user_by_stream_key(&self, key: &str) -> Result<Option<String>, WebStoreError> {
@@ -455,10 +452,7 @@ impl WebStore for SqlWebStore {
             .execute(pool)
             .await?
             .rows_affected());
-        if updated == 0 {
-            return Err(WebStoreError::NoUser(username.to_owned()));
-        }
-        Ok(())
+        found(updated, username)
     }
 
     async fn set_live(
@@ -476,10 +470,7 @@ impl WebStore for SqlWebStore {
             .execute(pool)
             .await?
             .rows_affected());
-        if updated == 0 {
-            return Err(WebStoreError::NoUser(username.to_owned()));
-        }
-        Ok(())
+        found(updated, username)
     }
 
     async fn set_viewers(
@@ -556,4 +547,12 @@ impl WebStore for SqlWebStore {
             .await?);
         Ok(rows.into_iter().map(Vod::from).collect())
     }
+}
+
+/// `Ok` when an update touched the user's row, `NoUser` when there was none.
+fn found(updated: u64, username: &str) -> Result<(), WebStoreError> {
+    if updated == 0 {
+        return Err(WebStoreError::NoUser(username.to_owned()));
+    }
+    Ok(())
 }
